@@ -1,0 +1,69 @@
+// The vhost-user backend (the spec's "slave"): a virtio-net device with a device IOTLB.
+//
+// Public API used by the CLI (`vhostlab backend`), by `vhostlab run --backend self` (which runs
+// it in-process on its own threads, over a real Unix socket), by tests and by the Python module.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+
+namespace vhostlab::backend {
+
+enum class DeviceMode { kLoopback, kSink };
+
+struct BackendOptions {
+  std::string socket_path;
+  bool client = false;              // connect to the front-end's socket instead of listening
+  std::string iotlb = "reference";  // a name from iotlb::DesignNames()
+  DeviceMode mode = DeviceMode::kLoopback;
+  uint32_t queue_pairs = 1;         // offered with MQ; GET_QUEUE_NUM answers this
+  bool serve_forever = true;        // keep accepting after a front-end disconnects
+};
+
+// Per queue-pair datapath statistics (summed over the pair's queues).
+struct QueueStats {
+  uint32_t queue_pair = 0;
+  uint64_t tx_packets = 0;   // packets the guest transmitted that the device consumed
+  uint64_t tx_bytes = 0;
+  uint64_t rx_packets = 0;   // packets written into guest receive buffers
+  uint64_t rx_bytes = 0;
+  uint64_t translations = 0; // IOTLB Translate() calls
+  uint64_t cache_hits = 0;   // micro-cache hits, where the design has one
+  uint64_t iotlb_misses = 0; // misses that sent (or joined) a MISS
+  uint64_t retries = 0;      // descriptors retried after a miss (never dropped)
+  uint64_t access_fails = 0; // ACCESS_FAIL sent
+  uint64_t drops = 0;        // must stay 0
+  uint64_t errors = 0;       // malformed descriptors / chains refused
+  uint64_t checksum = 0;     // sink mode: sum of payload bytes read
+};
+
+struct BackendStats {
+  uint64_t messages = 0;
+  uint64_t message_errors = 0;  // refused messages (non-zero reply or logged)
+  uint64_t iotlb_updates = 0;
+  uint64_t iotlb_invalidates = 0;
+  uint64_t misses_sent = 0;
+  uint64_t connections = 0;
+  std::vector<QueueStats> queues;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Starts serving on its own control thread; returns once the socket is listening (server
+  // mode) or connected (client mode).
+  virtual Status Start() = 0;
+  // Stops workers and the control thread; idempotent.
+  virtual void Stop() = 0;
+  virtual BackendStats Stats() const = 0;
+  // Thread ids of the queue workers (for counters), in queue-pair order.
+  virtual std::vector<int> WorkerTids() const = 0;
+};
+
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);
+
+}  // namespace vhostlab::backend

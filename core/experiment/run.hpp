@@ -1,0 +1,61 @@
+// One experiment run: a front-end driving a backend with a workload, producing one
+// self-describing record (config + machine context + tidy metrics). Used by `vhostlab run`,
+// by the Python module (`vhostlab.run(...)`) and by the main comparison.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+
+namespace vhostlab::experiment {
+
+struct RunConfig {
+  std::string profile = "adhoc";    // profile name, when the run came from profiles/*.toml
+  std::string backend = "self";     // self | dpdk | socket:PATH
+  std::string iotlb = "reference";  // design name (backend self only)
+  bool iommu = true;
+  std::string mapping = "static";   // static | lazy | strict | cold
+  uint64_t page_size = 4096;        // 4096 or 2 MiB
+  uint64_t packets = 0;             // per run; 0 = use `seconds`
+  double seconds = 0;
+  uint32_t queue_pairs = 1;
+  uint32_t ring_size = 256;
+  uint32_t packet_size = 64;        // bytes of frame (virtio-net header excluded)
+  std::string mode = "loopback";    // loopback | sink (backend self)
+  uint64_t seed = 1;
+  std::vector<std::string> counters;  // event names for the counter collector; empty = default
+  // Optional: called from the run's control thread with progress in [0, 1].
+  std::function<void(double)> progress;
+  // Optional: set to true from elsewhere to stop the run early (results stay valid).
+  std::atomic<bool>* stop = nullptr;
+};
+
+// One row of the tidy result: queue -1 means the whole run.
+struct Metric {
+  int queue = -1;
+  std::string side;  // "frontend" | "backend" | "run"
+  std::string name;
+  double value = 0;
+  std::string unit;
+  bool available = true;  // false: value meaningless, see note (e.g. "unavailable: no PMU")
+  std::string note;
+};
+
+struct RunRecord {
+  static constexpr int kSchemaVersion = 1;
+  RunConfig config;
+  std::map<std::string, std::string> context;  // machine, compiler, git sha, build type, ...
+  std::vector<Metric> metrics;
+  // Convenience lookup of a whole-run metric; NaN when absent.
+  double Get(const std::string& name, int queue = -1) const;
+  std::string ToJson() const;
+};
+
+Result<RunRecord> RunExperiment(const RunConfig& config);
+
+}  // namespace vhostlab::experiment
