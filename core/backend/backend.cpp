@@ -1,0 +1,170 @@
+// Backend: the control thread around Session. It listens (or connects, with --client), serves
+// one front-end at a time, and after a disconnect starts over with fresh state (a new Session,
+// hence a new device, IOTLB and workers). Counters live here and survive connections.
+#include "core/backend/backend.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+
+#include "core/backend/session.hpp"
+#include "core/base/log.hpp"
+#include "core/iotlb/registry.hpp"
+
+namespace vhostlab::backend {
+namespace {
+
+constexpr int kClientRetryMs = 200;
+constexpr int kClientConnectMs = 5000;
+
+class BackendImpl final : public Backend {
+ public:
+  explicit BackendImpl(const BackendOptions& options)
+      : options_(options), counters_(options.queue_pairs) {}
+  ~BackendImpl() override { Stop(); }
+
+  Status Start() override {
+    if (thread_.joinable()) return Error{"backend already started"};
+    stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!stop_) return Error{std::string("eventfd: ") + std::strerror(errno)};
+    if (options_.client) {
+      auto fd = protocol::ConnectUnix(options_.socket_path, kClientConnectMs);
+      if (!fd) return Error{"connect to front-end " + options_.socket_path + ": " + fd.error().message};
+      first_connection_ = std::move(*fd);
+    } else {
+      auto fd = protocol::ListenUnix(options_.socket_path);
+      if (!fd) return fd.error();
+      listen_ = std::move(*fd);
+      VL_INFO("listening on %s (IOTLB design %s, mode %s, %u queue pair(s))",
+              options_.socket_path.c_str(), options_.iotlb.c_str(),
+              options_.mode == DeviceMode::kSink ? "sink" : "loopback", options_.queue_pairs);
+    }
+    thread_ = std::thread([this] { Run(); });
+    return {};
+  }
+
+  void Stop() override {
+    if (!thread_.joinable()) return;
+    uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof(one));
+    thread_.join();
+    if (listen_) {
+      listen_.Reset();
+      ::unlink(options_.socket_path.c_str());
+    }
+  }
+
+  BackendStats Stats() const override {
+    BackendStats s;
+    s.messages = counters_.messages.load();
+    s.message_errors = counters_.message_errors.load();
+    s.iotlb_updates = counters_.iotlb_updates.load();
+    s.iotlb_invalidates = counters_.iotlb_invalidates.load();
+    s.misses_sent = counters_.misses_sent.load();
+    s.connections = counters_.connections.load();
+    for (uint32_t i = 0; i < counters_.queues.size(); ++i) {
+      const QueueCounters& c = counters_.queues[i];
+      QueueStats q;
+      q.queue_pair = i;
+      q.tx_packets = c.tx_packets.load();
+      q.tx_bytes = c.tx_bytes.load();
+      q.rx_packets = c.rx_packets.load();
+      q.rx_bytes = c.rx_bytes.load();
+      q.translations = c.translations.load();
+      q.cache_hits = c.cache_hits.load();
+      q.iotlb_misses = c.iotlb_misses.load();
+      q.retries = c.retries.load();
+      q.access_fails = c.access_fails.load();
+      q.drops = c.drops.load();
+      q.errors = c.errors.load();
+      q.checksum = c.checksum.load();
+      s.queues.push_back(q);
+    }
+    return s;
+  }
+
+  std::vector<int> WorkerTids() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return session_ ? session_->WorkerTids() : std::vector<int>{};
+  }
+
+ private:
+  bool Stopping() const {
+    pollfd p{stop_.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+
+  // Waits for the next front-end; invalid fd when stopping.
+  UniqueFd NextConnection() {
+    if (first_connection_) return std::move(first_connection_);
+    for (;;) {
+      if (Stopping()) return {};
+      if (options_.client) {
+        auto fd = protocol::ConnectUnix(options_.socket_path, 0);
+        if (fd) return std::move(*fd);
+        pollfd p{stop_.get(), POLLIN, 0};
+        ::poll(&p, 1, kClientRetryMs);
+        continue;
+      }
+      pollfd p[2] = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) continue;
+      if (p[1].revents & POLLIN) return {};
+      auto fd = protocol::AcceptUnix(listen_.get(), 0);
+      if (fd) return std::move(*fd);
+      VL_WARN("accept: %s", fd.error().message.c_str());
+    }
+  }
+
+  void Run() {
+    for (;;) {
+      UniqueFd fd = NextConnection();
+      if (!fd) return;
+      auto session = Session::Create(protocol::Channel(std::move(fd)), options_, &counters_);
+      if (!session) {
+        VL_ERROR("cannot start a session: %s", session.error().message.c_str());
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        session_ = std::move(*session);
+      }
+      counters_.connections.fetch_add(1, std::memory_order_relaxed);
+      VL_INFO("front-end connected");
+      const std::string why = session_->Serve(stop_.get());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        session_.reset();  // stops the workers; the next front-end starts from scratch
+      }
+      VL_INFO("front-end session ended: %s", why.c_str());
+      if (!options_.serve_forever || Stopping()) return;
+    }
+  }
+
+  BackendOptions options_;
+  Counters counters_;
+  UniqueFd stop_, listen_, first_connection_;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::unique_ptr<Session> session_;  // guarded by mu_ (written here, read by WorkerTids)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
+  if (options.socket_path.empty()) return Error{"backend: --socket PATH is required"};
+  if (options.queue_pairs == 0 || options.queue_pairs > 64)
+    return Error{"backend: queue pairs must be 1..64, got " + std::to_string(options.queue_pairs)};
+  bool known = false;
+  for (const auto& n : iotlb::DesignNames()) known |= n == options.iotlb;
+  if (!known) {
+    std::string names;
+    for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
+    return Error{"backend: unknown IOTLB design '" + options.iotlb + "' (available: " + names + ")"};
+  }
+  return std::unique_ptr<Backend>(new BackendImpl(options));
+}
+
+}  // namespace vhostlab::backend

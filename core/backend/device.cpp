@@ -1,0 +1,635 @@
+// Queue-pair workers: the datapath of the backend, templated on the IOTLB design.
+//
+// Each worker loops: (1) honour a pause request, (2) service its RX and TX queues for one burst,
+// (3) Quiesce() (report a quiescent state, apply pending IOTLB operations), (4) when nothing
+// moved, go Offline() and block on the kick eventfds (and its wake eventfd) with a timeout, then
+// Online() again. Nothing is translated across (3) or (4): ring pointers are cached per IOTLB
+// generation and re-translated whenever the reader's generation() moved, and buffer pointers
+// live only inside one burst. That is what makes the INVALIDATE reply (sent after
+// Replicated::Invalidate's grace period) a real guarantee.
+//
+// Address spaces (vhost-user spec, "IOMMU support"):
+//   IOMMU on:  ring and descriptor addresses are IOVAs -> IOTLB (Translate, with the permission
+//              the access needs) -> front-end uaddr -> memory table -> local pointer.
+//   IOMMU off: ring addresses are front-end uaddrs -> memory table; descriptor addresses are
+//              GPAs -> memory table.
+// Every step answers for one contiguous piece; a buffer becomes a list of pieces and a ring part
+// (desc table, avail ring, used ring) must be host-contiguous as a whole.
+//
+// Misses: a chain (or ring) that misses sends IOTLB MISS (iova, perm) and leaves the descriptor
+// where it is; the queue is "stalled" until its reader's generation moves, then the SAME head is
+// walked again (counted in `retries`). Nothing is dropped for a miss.
+// Permission failures send ACCESS_FAIL and complete the chain as used with length 0 (the driver
+// gets its buffer back and the error is counted); malformed chains are completed the same way.
+// Loopback: a TX packet is forwarded only once an RX chain large enough for it is available;
+// otherwise the TX chain stays available (back-pressure, never a drop). An RX chain too small for
+// the packet (no MRG_RXBUF) is the one case a packet is dropped, and it is counted in `drops`.
+#include "core/backend/device.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <thread>
+
+#include "core/base/log.hpp"
+#include "core/iotlb/registry.hpp"
+#include "core/iotlb/replicated.hpp"
+
+namespace vhostlab::backend {
+
+using iotlb::Perm;
+using virtio::ChainFault;
+using virtio::ChainStatus;
+using virtio::Xlate;
+using virtio::XlateStatus;
+
+namespace {
+
+constexpr int kIdleWaitMs = 50;      // safety net only: kicks and wake-ups end waits earlier
+constexpr int kPollingWaitMs = 1;    // a queue without a kick fd (polling mode)
+constexpr uint32_t kBurst = 32;      // chains per queue between quiescent states
+constexpr uint32_t kLoggedErrorsPerQueue = 8;
+
+const char* PermName(Perm p) {
+  switch (p) {
+    case Perm::kRead: return "RO";
+    case Perm::kWrite: return "WO";
+    case Perm::kReadWrite: return "RW";
+    default: return "none";
+  }
+}
+
+void Signal(int fd) {
+  if (fd < 0) return;
+  uint64_t one = 1;
+  ssize_t r;
+  do r = ::write(fd, &one, sizeof(one)); while (r < 0 && errno == EINTR);
+}
+
+void Drain(int fd) {
+  uint64_t v;
+  while (::read(fd, &v, sizeof(v)) == sizeof(v)) {
+  }
+}
+
+}  // namespace
+
+// ---- BackendChannel -------------------------------------------------------------------------
+
+void BackendChannel::Set(UniqueFd fd) {
+  // A front-end that stops reading must not wedge a worker forever: bound each send.
+  timeval tv{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::lock_guard<std::mutex> lock(mu_);
+  channel_ = protocol::Channel(std::move(fd));
+  outstanding_.clear();
+  warned_no_channel_ = false;
+}
+
+bool BackendChannel::connected() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return channel_.valid();
+}
+
+Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_t type) {
+  protocol::IotlbMsg m{};
+  m.iova = iova;
+  m.size = size;
+  m.perm = static_cast<uint8_t>(perm);
+  m.type = type;
+  if (!channel_.valid()) {
+    if (!warned_no_channel_) {
+      VL_WARN("cannot send IOTLB %s for iova 0x%" PRIx64 ": no backend channel "
+              "(SET_BACKEND_REQ_FD missing); the queue keeps retrying",
+              type == 1 ? "MISS" : "ACCESS_FAIL", iova);
+      warned_no_channel_ = true;
+    }
+    return Error{"no backend channel"};
+  }
+  // DPDK and QEMU agree: backend-initiated IOTLB messages carry no need_reply.
+  return channel_.SendPayload(static_cast<uint32_t>(protocol::BackendRequest::kIotlbMsg),
+                              protocol::kVersion, m);
+}
+
+bool BackendChannel::SendMiss(uint64_t iova, Perm perm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t epoch = epoch_.load(std::memory_order_relaxed);
+  if (epoch != outstanding_epoch_) {
+    outstanding_.clear();
+    outstanding_epoch_ = epoch;
+  }
+  const uint64_t key = ((iova >> 12) << 2) | static_cast<uint64_t>(perm);
+  if (!outstanding_.emplace(key, epoch).second) return false;
+  Status s = SendIotlb(iova, 1, perm, static_cast<uint8_t>(protocol::IotlbType::kMiss));
+  if (!s.ok()) {
+    if (channel_.valid()) VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %s", iova, s.message().c_str());
+    return false;
+  }
+  counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
+  VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
+  return true;
+}
+
+Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return SendIotlb(iova, size, perm, static_cast<uint8_t>(protocol::IotlbType::kAccessFail));
+}
+
+// ---- Device (design-independent part) -------------------------------------------------------
+
+void WorkerControl::Wake() { Signal(wake.get()); }
+
+Device::Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters)
+    : counters_(counters), backend_channel_(counters) {
+  config_.mode = mode;
+  for (uint32_t i = 0; i < 2 * queue_pairs; ++i) {
+    queues_.push_back(std::make_unique<QueueState>());
+    queues_.back()->index = i;
+  }
+  for (uint32_t i = 0; i < queue_pairs; ++i) {
+    controls_.push_back(std::make_unique<WorkerControl>());
+    controls_.back()->wake = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  }
+}
+
+std::vector<int> Device::WorkerTids() const {
+  std::vector<int> out;
+  for (const auto& c : controls_) out.push_back(c->tid.load());
+  return out;
+}
+
+void Device::Pause(uint32_t pair) {
+  WorkerControl& c = *controls_[pair];
+  std::unique_lock<std::mutex> lock(c.mu);
+  c.pause_requested.store(true, std::memory_order_release);
+  c.Wake();
+  c.cv.wait(lock, [&] { return c.paused || c.exited; });
+}
+
+void Device::Resume(uint32_t pair) {
+  WorkerControl& c = *controls_[pair];
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.pause_requested.store(false, std::memory_order_release);
+  }
+  c.cv.notify_all();
+}
+
+void Device::PauseAll() {
+  // Request all first so the workers park in parallel.
+  for (auto& c : controls_) {
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->pause_requested.store(true, std::memory_order_release);
+    c->Wake();
+  }
+  for (uint32_t i = 0; i < controls_.size(); ++i) Pause(i);
+}
+
+void Device::ResumeAll() {
+  for (uint32_t i = 0; i < controls_.size(); ++i) Resume(i);
+}
+
+void Device::WakeIotlbWaiters() {
+  for (auto& c : controls_)
+    if (c->waiting_for_iotlb.load(std::memory_order_relaxed)) c->Wake();
+}
+
+void Device::StopWorkers() {
+  for (auto& c : controls_) {
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->exit = true;
+      c->pause_requested.store(true, std::memory_order_release);
+    }
+    c->cv.notify_all();
+    c->Wake();
+  }
+}
+
+// ---- DeviceImpl<D>: the templated datapath --------------------------------------------------
+
+namespace {
+
+template <iotlb::Design D>
+class DeviceImpl final : public Device {
+ public:
+  DeviceImpl(DeviceMode mode, uint32_t queue_pairs, Counters* counters)
+      : Device(mode, queue_pairs, counters) {
+    for (uint32_t p = 0; p < queue_pairs; ++p)
+      threads_.emplace_back([this, p] { Worker(this, p).Run(); });
+  }
+  ~DeviceImpl() override {
+    StopWorkers();
+    for (auto& t : threads_) t.join();
+  }
+
+  iotlb::InsertStatus IotlbUpdate(iotlb::IovaRange range, uint64_t uaddr, Perm perm) override {
+    iotlb::InsertStatus s = iotlb_.Insert(range, uaddr, perm);
+    backend_channel_.NoteIotlbChange();
+    WakeIotlbWaiters();
+    return s;
+  }
+  void IotlbInvalidate(iotlb::IovaRange range) override {
+    iotlb_.Invalidate(range);
+    backend_channel_.NoteIotlbChange();
+  }
+  std::string_view design() const override { return D::kName; }
+
+ private:
+  using Reader = typename iotlb::Replicated<D>::Reader;
+
+  class Worker {
+   public:
+    Worker(DeviceImpl* dev, uint32_t pair)
+        : dev_(dev),
+          pair_(pair),
+          control_(*dev->controls_[pair]),
+          stats_(dev->counters_->queues[pair]),
+          rx_(dev->queue(2 * pair)),
+          tx_(dev->queue(2 * pair + 1)) {}
+
+    void Run() {
+      control_.tid.store(static_cast<int>(::syscall(SYS_gettid)));
+      reader_ = dev_->iotlb_.RegisterReader();
+      while (!HandlePause()) {
+        const bool progress = ServicePair();
+        FlushStats();
+        reader_->Quiesce();
+        if (!progress) Idle();
+      }
+      reader_.reset();  // unregisters this thread from RCU on this thread
+    }
+
+   private:
+    // Returns true when the worker must exit.
+    bool HandlePause() {
+      if (!control_.pause_requested.load(std::memory_order_acquire)) return false;
+      reader_->Offline();
+      std::unique_lock<std::mutex> lock(control_.mu);
+      if (control_.exit) {
+        control_.exited = true;
+        control_.cv.notify_all();
+        lock.unlock();
+        reader_->Online();
+        return true;
+      }
+      control_.paused = true;
+      control_.cv.notify_all();
+      control_.cv.wait(lock, [&] { return !control_.pause_requested.load() || control_.exit; });
+      control_.paused = false;
+      const bool exit = control_.exit;
+      if (exit) {
+        control_.exited = true;
+        control_.cv.notify_all();
+      }
+      lock.unlock();
+      reader_->Online();
+      return exit;
+    }
+
+    void Idle() {
+      pollfd fds[3];
+      nfds_t n = 0;
+      fds[n++] = {control_.wake.get(), POLLIN, 0};
+      int timeout = kIdleWaitMs;
+      for (QueueState* q : {&rx_, &tx_}) {
+        if (!q->Active()) continue;
+        if (q->kick) fds[n++] = {q->kick.get(), POLLIN, 0};
+        if (q->kick_polling) timeout = kPollingWaitMs;
+      }
+      const bool waiting = rx_.stalled || tx_.stalled;
+      control_.waiting_for_iotlb.store(waiting, std::memory_order_relaxed);
+      reader_->Offline();
+      if (!control_.pause_requested.load(std::memory_order_acquire)) ::poll(fds, n, timeout);
+      for (nfds_t i = 0; i < n; ++i)
+        if (fds[i].revents & POLLIN) Drain(fds[i].fd);
+      reader_->Online();
+      control_.waiting_for_iotlb.store(false, std::memory_order_relaxed);
+    }
+
+    // ---- translation ----
+
+    // A buffer address (GPA, or IOVA with the IOMMU) for `perm`.
+    Xlate TranslateBuffer(uint64_t addr, uint64_t len, Perm perm) {
+      const DeviceConfig& cfg = dev_->config_;
+      memory::Span s;
+      if (cfg.iommu) {
+        ++translations_;
+        const iotlb::Translation t = reader_->table().Translate(addr, len, perm);
+        if (t.outcome == iotlb::Outcome::kMiss) return {XlateStatus::kMiss, nullptr, 0};
+        if (t.outcome == iotlb::Outcome::kAccessFail) return {XlateStatus::kAccessFail, nullptr, 0};
+        if (!cfg.memory.LookupUaddr(t.uaddr, t.len, &s)) return {XlateStatus::kUnmapped, nullptr, 0};
+        return {XlateStatus::kOk, s.ptr, s.len};
+      }
+      if (!cfg.memory.LookupGpa(addr, len, &s)) return {XlateStatus::kUnmapped, nullptr, 0};
+      return {XlateStatus::kOk, s.ptr, s.len};
+    }
+
+    // A ring address (uaddr, or IOVA with the IOMMU): the whole [addr, addr + len) must come
+    // back as one host-contiguous piece.
+    Xlate TranslateRing(uint64_t addr, uint64_t len, Perm perm) {
+      const DeviceConfig& cfg = dev_->config_;
+      memory::Span s;
+      uint64_t uaddr = addr, contiguous = len;
+      if (cfg.iommu) {
+        ++translations_;
+        const iotlb::Translation t = reader_->table().Translate(addr, len, perm);
+        if (t.outcome == iotlb::Outcome::kMiss) return {XlateStatus::kMiss, nullptr, 0};
+        if (t.outcome == iotlb::Outcome::kAccessFail) return {XlateStatus::kAccessFail, nullptr, 0};
+        uaddr = t.uaddr;
+        contiguous = t.len;
+      }
+      if (!cfg.memory.LookupUaddr(uaddr, contiguous, &s)) return {XlateStatus::kUnmapped, nullptr, 0};
+      return {XlateStatus::kOk, s.ptr, s.len};
+    }
+
+    // (Re)translates the ring pointers of `q` if its config or the IOTLB generation changed.
+    // Returns true when the ring is usable now.
+    bool EnsureRing(QueueState& q) {
+      const bool iommu = dev_->config_.iommu;
+      const uint64_t gen = reader_->generation();
+      if (!q.dirty && q.ring_ok && (!iommu || q.ring_generation == gen)) return true;
+      if (q.stalled && q.stalled_generation == gen && !q.dirty) return false;
+      if (q.stalled) ++retries_;
+      q.dirty = false;
+      q.ring_ok = false;
+      q.ring_generation = gen;
+      struct Part {
+        const char* name;
+        uint64_t addr;
+        uint64_t len;
+        Perm perm;
+        uint8_t* ptr;
+      } parts[3] = {
+          {"desc", q.addr.desc_user_addr, virtio::DescBytes(q.num), Perm::kRead, nullptr},
+          {"avail", q.addr.avail_user_addr, virtio::AvailBytes(q.num), Perm::kRead, nullptr},
+          {"used", q.addr.used_user_addr, virtio::UsedBytes(q.num), Perm::kWrite, nullptr},
+      };
+      for (Part& p : parts) {
+        if (p.addr + (p.len - 1) < p.addr) return RingError(q, p.name, p.addr, p.len, "wraps");
+        const Xlate t = TranslateRing(p.addr, p.len, p.perm);
+        switch (t.status) {
+          case XlateStatus::kOk:
+            if (t.len < p.len)
+              return RingError(q, p.name, p.addr, p.len,
+                               "is not host-contiguous (it crosses an IOTLB entry or memory region "
+                               "whose host address does not follow)");
+            p.ptr = t.ptr;
+            break;
+          case XlateStatus::kMiss:
+            ++misses_;
+            dev_->backend_channel_.SendMiss(p.addr, p.perm);
+            Stall(q);
+            return false;
+          case XlateStatus::kAccessFail:
+            ++access_fails_;
+            (void)dev_->backend_channel_.SendAccessFail(p.addr, p.len, p.perm);
+            return RingError(q, p.name, p.addr, p.len, "lacks the needed IOTLB permission");
+          case XlateStatus::kUnmapped:
+            return RingError(q, p.name, p.addr, p.len, "is outside every memory region");
+        }
+      }
+      q.ring.Attach(reinterpret_cast<virtio::Desc*>(parts[0].ptr),
+                    reinterpret_cast<virtio::Avail*>(parts[1].ptr),
+                    reinterpret_cast<virtio::Used*>(parts[2].ptr), q.num);
+      q.ring_ok = true;
+      q.stalled = false;
+      return true;
+    }
+
+    bool RingError(QueueState& q, const char* part, uint64_t addr, uint64_t len, const char* why) {
+      ++errors_;
+      LogQueueError(q, "%s ring at 0x%" PRIx64 " (%" PRIu64 " bytes) %s; queue stalled until the "
+                    "IOTLB or the ring config changes", part, addr, len, why);
+      Stall(q);
+      return false;
+    }
+
+    void Stall(QueueState& q) {
+      q.stalled = true;
+      q.stalled_generation = reader_->generation();
+      q.ring.Detach();
+      q.ring_ok = false;
+    }
+
+    template <typename... Args>
+    void LogQueueError(QueueState& q, const char* fmt, Args... args) {
+      char buf[512];
+      std::snprintf(buf, sizeof(buf), fmt, args...);
+      if (q.logged_errors < kLoggedErrorsPerQueue) {
+        ++q.logged_errors;
+        VL_WARN("queue %u: %s%s", q.index, buf,
+                q.logged_errors == kLoggedErrorsPerQueue ? " (further errors on this queue are "
+                                                           "logged at debug level)" : "");
+      } else {
+        VL_DEBUG("queue %u: %s", q.index, buf);
+      }
+    }
+
+    // Walks the next available chain of `q`. On a miss the queue stalls (MISS sent).
+    ChainStatus WalkNext(QueueState& q, virtio::Chain* chain, ChainFault* fault) {
+      if (q.stalled) {
+        // The ring itself is translated; a stalled chain is retried once the IOTLB moved.
+        if (q.stalled_generation == reader_->generation()) return ChainStatus::kMiss;
+        q.stalled = false;
+        ++retries_;
+      }
+      auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
+      const ChainStatus s = q.ring.Walk(q.ring.NextHead(), dev_->config_.indirect, translate, chain,
+                                        fault, &indirect_);
+      if (s == ChainStatus::kMiss) {
+        ++misses_;
+        dev_->backend_channel_.SendMiss(fault->addr, fault->perm);
+        q.stalled = true;
+        q.stalled_generation = reader_->generation();
+      }
+      return s;
+    }
+
+    // Completes the chain at the head of `q` with `len` and consumes it.
+    void Complete(QueueState& q, uint16_t head, uint32_t len) {
+      q.ring.PushUsed(head, len);
+      q.ring.Consume();
+      if (&q == &rx_) rx_pushed_ = true; else tx_pushed_ = true;
+    }
+
+    // Handles a chain that can never succeed: ACCESS_FAIL or malformed. Completed with len 0.
+    void Reject(QueueState& q, ChainStatus s, const ChainFault& fault) {
+      ++errors_;
+      if (s == ChainStatus::kAccessFail) {
+        ++access_fails_;
+        (void)dev_->backend_channel_.SendAccessFail(fault.addr, fault.len, fault.perm);
+      }
+      LogQueueError(q, "chain at head %u refused (%s): %s; completed with length 0",
+                    q.ring.NextHead(), s == ChainStatus::kAccessFail ? "ACCESS_FAIL" : "malformed",
+                    fault.why.c_str());
+      Complete(q, q.ring.NextHead(), 0);
+    }
+
+    bool ServicePair() {
+      rx_pushed_ = tx_pushed_ = false;
+      bool progress = false;
+      const bool tx_ready = tx_.Active() && EnsureRing(tx_);
+      if (dev_->config_.mode == DeviceMode::kSink) {
+        if (tx_ready) progress = SinkBurst();
+      } else {
+        const bool rx_ready = rx_.Active() && EnsureRing(rx_);
+        if (tx_ready && rx_ready) progress = LoopbackBurst();
+      }
+      Publish(rx_, rx_pushed_);
+      Publish(tx_, tx_pushed_);
+      return progress;
+    }
+
+    void Publish(QueueState& q, bool pushed) {
+      if (!pushed) return;
+      q.ring.PublishUsed();
+      if (q.call && !q.ring.InterruptSuppressed()) Signal(q.call.get());
+    }
+
+    static constexpr uint64_t kHdr = sizeof(virtio::NetHdr);
+
+    bool SinkBurst() {
+      bool progress = false;
+      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+        const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
+        if (s == ChainStatus::kMiss) break;
+        progress = true;
+        if (s != ChainStatus::kOk) {
+          Reject(tx_, s, fault_);
+          continue;
+        }
+        if (tx_chain_.readable_len < kHdr) {
+          RejectShort(tx_);
+          continue;
+        }
+        uint64_t sum = 0, skip = kHdr;
+        for (const virtio::Piece& p : tx_chain_.readable) {
+          const uint64_t from = std::min<uint64_t>(skip, p.len);
+          skip -= from;
+          for (uint64_t b = from; b < p.len; ++b) sum += p.ptr[b];
+        }
+        checksum_ += sum;
+        ++tx_packets_;
+        tx_bytes_ += tx_chain_.readable_len - kHdr;
+        Complete(tx_, tx_chain_.head, 0);
+      }
+      return progress;
+    }
+
+    void RejectShort(QueueState& q) {
+      fault_.why = "TX chain of " + std::to_string(tx_chain_.readable_len) +
+                   " device-readable bytes is shorter than the 12-byte virtio-net header";
+      Reject(q, ChainStatus::kMalformed, fault_);
+    }
+
+    bool LoopbackBurst() {
+      bool progress = false;
+      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+        const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
+        if (s == ChainStatus::kMiss) break;
+        if (s != ChainStatus::kOk) {
+          progress = true;
+          Reject(tx_, s, fault_);
+          continue;
+        }
+        if (tx_chain_.readable_len < kHdr) {
+          progress = true;
+          RejectShort(tx_);
+          continue;
+        }
+        const uint64_t frame = tx_chain_.readable_len - kHdr;
+        // Find an RX chain; malformed / refused ones are completed and skipped.
+        ChainStatus rs = ChainStatus::kMalformed;
+        while (rx_.ring.AvailCount()) {
+          rs = WalkNext(rx_, &rx_chain_, &fault_);
+          if (rs != ChainStatus::kMalformed && rs != ChainStatus::kAccessFail) break;
+          progress = true;
+          Reject(rx_, rs, fault_);
+        }
+        if (rs != ChainStatus::kOk) break;  // no RX buffer yet, or it missed: TX stays queued
+        progress = true;
+        if (rx_chain_.writable_len < kHdr + frame) {
+          ++drops_;
+          ++errors_;
+          LogQueueError(rx_, "RX chain at head %u holds %" PRIu64 " bytes, packet needs %" PRIu64
+                        " (MRG_RXBUF is not offered); packet dropped",
+                        rx_chain_.head, rx_chain_.writable_len, kHdr + frame);
+          Complete(tx_, tx_chain_.head, 0);
+          continue;
+        }
+        // Header: no offloads are negotiated, so the received header is all zero but for
+        // num_buffers (one buffer: MRG_RXBUF is not offered). The frame is copied byte for byte.
+        virtio::NetHdr hdr{};
+        hdr.num_buffers = 1;
+        const std::vector<virtio::Piece> hdr_piece{{reinterpret_cast<uint8_t*>(&hdr),
+                                                    static_cast<uint32_t>(kHdr)}};
+        virtio::CopyPieces(hdr_piece, 0, rx_chain_.writable, 0, kHdr);
+        virtio::CopyPieces(tx_chain_.readable, kHdr, rx_chain_.writable, kHdr, frame);
+        ++tx_packets_;
+        tx_bytes_ += frame;
+        ++rx_packets_;
+        rx_bytes_ += frame;
+        Complete(rx_, rx_chain_.head, static_cast<uint32_t>(kHdr + frame));
+        Complete(tx_, tx_chain_.head, 0);
+      }
+      return progress;
+    }
+
+    void FlushStats() {
+      auto add = [](std::atomic<uint64_t>& a, uint64_t& v) {
+        if (v) a.fetch_add(v, std::memory_order_relaxed), v = 0;
+      };
+      add(stats_.tx_packets, tx_packets_);
+      add(stats_.tx_bytes, tx_bytes_);
+      add(stats_.rx_packets, rx_packets_);
+      add(stats_.rx_bytes, rx_bytes_);
+      add(stats_.translations, translations_);
+      add(stats_.iotlb_misses, misses_);
+      add(stats_.retries, retries_);
+      add(stats_.access_fails, access_fails_);
+      add(stats_.drops, drops_);
+      add(stats_.errors, errors_);
+      add(stats_.checksum, checksum_);
+    }
+
+    DeviceImpl* dev_;
+    uint32_t pair_;
+    WorkerControl& control_;
+    QueueCounters& stats_;
+    QueueState& rx_;
+    QueueState& tx_;
+    std::unique_ptr<Reader> reader_;
+    virtio::Chain tx_chain_, rx_chain_;
+    ChainFault fault_;
+    std::vector<virtio::Desc> indirect_;
+    bool rx_pushed_ = false, tx_pushed_ = false;
+    uint64_t tx_packets_ = 0, tx_bytes_ = 0, rx_packets_ = 0, rx_bytes_ = 0, translations_ = 0;
+    uint64_t misses_ = 0, retries_ = 0, access_fails_ = 0, drops_ = 0, errors_ = 0, checksum_ = 0;
+  };
+
+  iotlb::Replicated<D> iotlb_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
+                                           uint32_t queue_pairs, Counters* counters) {
+  std::unique_ptr<Device> device;
+  const bool found = iotlb::VisitDesign(design, [&]<iotlb::Design D>() {
+    device = std::make_unique<DeviceImpl<D>>(mode, queue_pairs, counters);
+  });
+  if (!found) {
+    std::string names;
+    for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
+    return Error{"unknown IOTLB design '" + std::string(design) + "' (available: " + names + ")"};
+  }
+  return device;
+}
+
+}  // namespace vhostlab::backend

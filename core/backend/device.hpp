@@ -1,0 +1,182 @@
+// The backend's device: per-connection queue state, the queue-pair workers and the IOTLB they
+// translate through. The session (session.cpp) owns one Device per connection and changes it only
+// through this interface.
+//
+// Threads and ownership:
+//  - The control thread (the session) writes DeviceConfig and a QueueState only while the worker
+//    that owns it is paused (PauseGuard); a paused worker is offline for RCU and touches nothing.
+//    The pause handshake (mutex + condition variable) orders those writes before the worker's
+//    next reads, so the queue state itself needs no lock.
+//  - Worker k owns queues 2k (RX) and 2k+1 (TX) and runs DeviceImpl<D>::Worker, templated on the
+//    IOTLB design D chosen once by name when the device is made (iotlb::VisitDesign).
+//  - IOTLB UPDATE/INVALIDATE go to iotlb::Replicated<D> and never pause anyone: Invalidate()
+//    returns only after every worker passed a quiescent state, which is the invalidation
+//    guarantee the INVALIDATE reply promises.
+//  - BackendChannel (the SET_BACKEND_REQ_FD socket) is shared by all workers for MISS and
+//    ACCESS_FAIL; writes are serialized by its mutex and misses are deduplicated per
+//    (page, permission) until the IOTLB changes.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/backend/backend.hpp"
+#include "core/base/unique_fd.hpp"
+#include "core/iotlb/contract.hpp"
+#include "core/memory/memory_table.hpp"
+#include "core/protocol/channel.hpp"
+#include "core/virtio/device_queue.hpp"
+
+namespace vhostlab::backend {
+
+// Process-lifetime counters of one queue pair (the workers of successive connections add here).
+struct QueueCounters {
+  std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+  std::atomic<uint64_t> translations{0}, cache_hits{0}, iotlb_misses{0}, retries{0};
+  std::atomic<uint64_t> access_fails{0}, drops{0}, errors{0}, checksum{0};
+};
+
+struct Counters {
+  explicit Counters(uint32_t queue_pairs) : queues(queue_pairs) {}
+  std::atomic<uint64_t> messages{0}, message_errors{0}, iotlb_updates{0}, iotlb_invalidates{0};
+  std::atomic<uint64_t> misses_sent{0}, connections{0};
+  std::vector<QueueCounters> queues;
+};
+
+// The backend channel: backend -> front-end messages (MISS, ACCESS_FAIL).
+class BackendChannel {
+ public:
+  explicit BackendChannel(Counters* counters) : counters_(counters) {}
+  void Set(UniqueFd fd);
+  bool connected() const;
+  // Sends IOTLB MISS (iova, perm) unless the same (page, perm) was already sent since the IOTLB
+  // last changed. Never waits for an answer (the front-end answers with an UPDATE on the main
+  // socket). Returns true when a message went out.
+  bool SendMiss(uint64_t iova, iotlb::Perm perm);
+  // Sends IOTLB ACCESS_FAIL (iova, size, perm).
+  Status SendAccessFail(uint64_t iova, uint64_t size, iotlb::Perm perm);
+  // Called by the control thread after every UPDATE/INVALIDATE: outstanding misses may be sent
+  // again if they still miss.
+  void NoteIotlbChange() { epoch_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  Status SendIotlb(uint64_t iova, uint64_t size, iotlb::Perm perm, uint8_t type);
+  Counters* counters_;
+  mutable std::mutex mu_;
+  protocol::Channel channel_;                         // guarded by mu_
+  std::unordered_map<uint64_t, uint64_t> outstanding_;  // (page, perm) -> epoch; guarded by mu_
+  uint64_t outstanding_epoch_ = 0;                    // guarded by mu_
+  std::atomic<uint64_t> epoch_{0};
+  bool warned_no_channel_ = false;                    // guarded by mu_
+};
+
+struct DeviceConfig {
+  uint64_t features = 0;  // negotiated virtio features
+  bool iommu = false;     // VIRTIO_F_IOMMU_PLATFORM negotiated: ring + buffer addresses are IOVAs
+  bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
+  DeviceMode mode = DeviceMode::kLoopback;
+  memory::MemoryTable memory;
+};
+
+// One virtqueue. Config fields are written by the control thread while the owning worker is
+// paused; the runtime fields belong to the worker.
+struct QueueState {
+  uint32_t index = 0;
+  // Config.
+  uint32_t num = 0;  // 0 until SET_VRING_NUM
+  bool addr_set = false;
+  protocol::VringAddr addr{};
+  UniqueFd kick, call, err;
+  bool kick_polling = false;  // SET_VRING_KICK with the no-fd bit: poll without notifications
+  bool started = false;       // a kick was set and GET_VRING_BASE has not stopped it since
+  bool enabled = false;       // SET_VRING_ENABLE (or enabled at start without PROTOCOL_FEATURES)
+  // Runtime (worker), reset by the control thread when config changes (dirty = true).
+  virtio::DeviceRing ring;
+  bool dirty = true;           // ring pointers must be (re)translated
+  bool ring_ok = false;        // ring pointers valid for ring_generation
+  uint64_t ring_generation = 0;
+  bool stalled = false;        // waiting for the IOTLB to change (miss or untranslatable ring)
+  uint64_t stalled_generation = 0;
+  uint32_t logged_errors = 0;  // rate limit for per-queue error logs
+
+  bool Active() const { return started && enabled && num && addr_set; }
+};
+
+// Pause handshake with one worker.
+struct WorkerControl {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> pause_requested{false};
+  bool paused = false;     // guarded by mu
+  bool exit = false;       // guarded by mu
+  bool exited = false;     // guarded by mu
+  std::atomic<bool> waiting_for_iotlb{false};
+  std::atomic<int> tid{0};
+  UniqueFd wake;           // eventfd: pause/exit requests and IOTLB changes interrupt idle waits
+  void Wake();
+};
+
+class Device {
+ public:
+  Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters);
+  virtual ~Device() = default;
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // UPDATE: the caller has validated the message and that [uaddr, uaddr + size) is mapped.
+  virtual iotlb::InsertStatus IotlbUpdate(iotlb::IovaRange range, uint64_t uaddr,
+                                          iotlb::Perm perm) = 0;
+  // INVALIDATE: returns once no worker can use a translation inside `range`.
+  virtual void IotlbInvalidate(iotlb::IovaRange range) = 0;
+  virtual std::string_view design() const = 0;
+
+  uint32_t queue_pairs() const { return static_cast<uint32_t>(controls_.size()); }
+  uint32_t queue_count() const { return 2 * queue_pairs(); }
+  QueueState& queue(uint32_t i) { return *queues_[i]; }
+  DeviceConfig& config() { return config_; }
+  BackendChannel& backend_channel() { return backend_channel_; }
+  std::vector<int> WorkerTids() const;
+
+  // Blocks until worker `pair` is paused (offline, touching nothing); Resume lets it go.
+  void Pause(uint32_t pair);
+  void Resume(uint32_t pair);
+  void PauseAll();
+  void ResumeAll();
+
+  class PauseGuard {
+   public:
+    PauseGuard(Device* d, int pair) : d_(d), pair_(pair) {
+      pair_ < 0 ? d_->PauseAll() : d_->Pause(static_cast<uint32_t>(pair_));
+    }
+    ~PauseGuard() { pair_ < 0 ? d_->ResumeAll() : d_->Resume(static_cast<uint32_t>(pair_)); }
+    PauseGuard(const PauseGuard&) = delete;
+    PauseGuard& operator=(const PauseGuard&) = delete;
+
+   private:
+    Device* d_;
+    int pair_;
+  };
+
+ protected:
+  // Wakes workers that wait for the IOTLB to change (after an UPDATE).
+  void WakeIotlbWaiters();
+  void StopWorkers();  // asks every worker to exit and waits; DeviceImpl joins the threads
+
+  DeviceConfig config_;
+  Counters* counters_;
+  BackendChannel backend_channel_;
+  std::vector<std::unique_ptr<QueueState>> queues_;
+  std::vector<std::unique_ptr<WorkerControl>> controls_;
+};
+
+// Makes a device whose workers use the IOTLB design `design` (a name from iotlb::DesignNames()).
+Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
+                                           uint32_t queue_pairs, Counters* counters);
+
+}  // namespace vhostlab::backend

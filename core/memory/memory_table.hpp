@@ -1,0 +1,105 @@
+// MemoryTable: the front-end's memory as the backend sees it, built from SET_MEM_TABLE.
+//
+// Each region arrives as (guest_phys_addr, memory_size, userspace_addr, mmap_offset) plus one fd
+// (SCM_RIGHTS). We mmap the fd MAP_SHARED at `mmap_offset` for `memory_size` bytes, so the
+// region's byte at GPA g (or front-end address u) lives at
+//   base + (g - guest_phys_addr) == base + (u - userspace_addr).
+//
+// Invariants:
+//  - A table is built whole or not at all: Build() maps every region first and only then returns
+//    the table; on any failure the mappings already made are unmapped (RAII) and the caller keeps
+//    its previous table.
+//  - Regions never overlap in uaddr or GPA space (protocol::MemoryTable::Validate checks it).
+//  - Lookups never assume two regions are contiguous: FromUaddr/FromGpa return a pointer and the
+//    number of bytes that are valid *inside one region* (<= the length asked for). A caller that
+//    needs more asks again at the address that follows (DPDK CVE-2018-1059 was exactly the
+//    failure to do this).
+//  - A MemoryTable is immutable once built; the backend swaps whole tables while its queue
+//    workers are paused, so lookups take no lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/base/unique_fd.hpp"
+#include "core/protocol/messages.hpp"
+
+namespace vhostlab::memory {
+
+// RAII owner of one mmap()ed region.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, uint64_t len) : addr_(addr), len_(len) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  Mapping(Mapping&& o) noexcept;
+  Mapping& operator=(Mapping&& o) noexcept;
+  ~Mapping();
+
+  uint8_t* data() const { return static_cast<uint8_t*>(addr_); }
+  uint64_t size() const { return len_; }
+
+ private:
+  void* addr_ = nullptr;
+  uint64_t len_ = 0;
+};
+
+struct Region {
+  uint64_t gpa;
+  uint64_t size;
+  uint64_t uaddr;
+  uint64_t mmap_offset;
+  uint8_t* base;  // local address of the region's first byte (inside `mapping`)
+  std::shared_ptr<Mapping> mapping;  // shared so a table copy (ADD/REM_MEM_REG) keeps it alive
+  uint8_t* host() const { return base; }
+};
+
+// A translated piece: `len` bytes at `ptr`, all inside one region.
+struct Span {
+  uint8_t* ptr;
+  uint64_t len;
+};
+
+class MemoryTable {
+ public:
+  MemoryTable() = default;
+
+  // Maps every region of a SET_MEM_TABLE payload (already validated by the caller or not: Build
+  // validates again) with exactly one fd per region, in order.
+  static Result<MemoryTable> Build(const protocol::MemoryTable& table, uint32_t payload_size,
+                                   std::vector<UniqueFd> fds);
+  // Maps one region (ADD_MEM_REG) and returns a table with it added; refuses overlaps and more
+  // than `max_regions` regions.
+  Result<MemoryTable> WithRegion(const protocol::MemoryRegion& region, UniqueFd fd,
+                                 uint32_t max_regions) const;
+  // Returns a table without the region that matches (gpa, size, uaddr) exactly (REM_MEM_REG).
+  Result<MemoryTable> WithoutRegion(const protocol::MemoryRegion& region) const;
+
+  // Front-end virtual address -> local pointer, for up to `len` bytes (len >= 1). Fails when
+  // `uaddr` is in no region; otherwise the span covers min(len, bytes left in that region).
+  Result<Span> FromUaddr(uint64_t uaddr, uint64_t len) const;
+  // Guest-physical address -> local pointer; same contract as FromUaddr.
+  Result<Span> FromGpa(uint64_t gpa, uint64_t len) const;
+
+  // Hot-path variants: nullptr-free answer without building an error string. Returns false when
+  // the address is in no region.
+  bool LookupUaddr(uint64_t uaddr, uint64_t len, Span* out) const;
+  bool LookupGpa(uint64_t gpa, uint64_t len, Span* out) const;
+
+  // True when every byte of [uaddr, uaddr + len) lies inside some region (possibly several).
+  bool CoversUaddr(uint64_t uaddr, uint64_t len) const;
+
+  std::span<const Region> regions() const { return regions_; }
+  bool empty() const { return regions_.empty(); }
+
+ private:
+  static Result<Region> MapRegion(const protocol::MemoryRegion& r, int fd);
+  std::vector<Region> regions_;
+};
+
+}  // namespace vhostlab::memory
