@@ -1,0 +1,152 @@
+// Python bindings of experiment runs (core/experiment/run.hpp).
+//
+// A run executes on its own C++ thread (RunHandle): Python keeps the GIL free, polls progress for
+// a tqdm bar and, on Ctrl-C, sets RunConfig.stop so the run ends early with a valid record.
+// The run thread never touches Python objects: progress goes through an atomic, so it needs no
+// GIL and joining it while holding the GIL cannot deadlock.
+//
+// RunExperiment lives in core/experiment/run.cpp. When this build's vhostlab_core has no
+// experiment sources (CMake sets VHOSTLAB_HAVE_RUN_EXPERIMENT accordingly), only RunConfig and
+// Metric are bound and HAVE_RUN_EXPERIMENT is False; the Python layer says so instead of failing
+// at import.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "core/experiment/run.hpp"
+#include "pybind/bindings.hpp"
+
+namespace py = pybind11;
+
+namespace vhostlab::pybind {
+namespace {
+
+using experiment::Metric;
+using experiment::RunConfig;
+
+#if VHOSTLAB_HAVE_RUN_EXPERIMENT
+using experiment::RunRecord;
+
+class RunHandle {
+ public:
+  explicit RunHandle(RunConfig config) : state_(std::make_shared<State>()) {
+    config.progress = [s = state_](double p) { s->progress.store(p, std::memory_order_relaxed); };
+    config.stop = &state_->stop;
+    thread_ = std::thread([s = state_, config = std::move(config)]() mutable {
+      Result<RunRecord> r = experiment::RunExperiment(config);
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->result.emplace(std::move(r));
+      s->cv.notify_all();
+    });
+  }
+  RunHandle(const RunHandle&) = delete;
+  RunHandle& operator=(const RunHandle&) = delete;
+  ~RunHandle() {
+    state_->stop = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  double Progress() const { return state_->progress.load(std::memory_order_relaxed); }
+  void RequestStop() { state_->stop = true; }
+  bool StopRequested() const { return state_->stop.load(); }
+
+  // Waits up to `timeout_s` with the GIL released; true when the run has ended.
+  bool Wait(double timeout_s) {
+    py::gil_scoped_release release;
+    std::unique_lock<std::mutex> lock(state_->mu);
+    return state_->cv.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                               [&] { return state_->result.has_value(); });
+  }
+  bool Done() const {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->result.has_value();
+  }
+  RunRecord Result() {
+    {
+      py::gil_scoped_release release;
+      if (thread_.joinable()) thread_.join();
+    }
+    const auto& r = *state_->result;
+    if (!r.ok()) throw std::runtime_error("run failed: " + r.error().message);
+    return r.value();
+  }
+
+ private:
+  struct State {
+    std::atomic<double> progress{0};
+    std::atomic<bool> stop{false};
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::optional<vhostlab::Result<RunRecord>> result;
+  };
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+#endif
+
+}  // namespace
+
+void RegisterExperiment(py::module_& m) {
+  py::class_<RunConfig>(m, "RunConfig",
+                        "Everything that defines one run (the `vhostlab run` options).")
+      .def(py::init<>())
+      .def_readwrite("profile", &RunConfig::profile, "profile name (profiles/*.toml) or 'adhoc'")
+      .def_readwrite("backend", &RunConfig::backend, "self | dpdk | socket:PATH")
+      .def_readwrite("iotlb", &RunConfig::iotlb, "IOTLB design name (backend self)")
+      .def_readwrite("iommu", &RunConfig::iommu, "negotiate VIRTIO_F_IOMMU_PLATFORM")
+      .def_readwrite("mapping", &RunConfig::mapping, "static | lazy | strict | cold")
+      .def_readwrite("page_size", &RunConfig::page_size, "IOMMU page size in bytes (4096 or 2 MiB)")
+      .def_readwrite("packets", &RunConfig::packets, "packets per run; 0 = use seconds")
+      .def_readwrite("seconds", &RunConfig::seconds)
+      .def_readwrite("queue_pairs", &RunConfig::queue_pairs)
+      .def_readwrite("ring_size", &RunConfig::ring_size)
+      .def_readwrite("packet_size", &RunConfig::packet_size, "frame bytes (virtio-net header excluded)")
+      .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
+      .def_readwrite("seed", &RunConfig::seed)
+      .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set");
+
+  py::class_<Metric>(m, "Metric", "One row of a run's tidy result (queue -1 = the whole run).")
+      .def_readonly("queue", &Metric::queue)
+      .def_readonly("side", &Metric::side)
+      .def_readonly("name", &Metric::name)
+      .def_readonly("value", &Metric::value)
+      .def_readonly("unit", &Metric::unit)
+      .def_readonly("available", &Metric::available)
+      .def_readonly("note", &Metric::note);
+
+#if VHOSTLAB_HAVE_RUN_EXPERIMENT
+  m.attr("HAVE_RUN_EXPERIMENT") = true;
+  py::class_<RunRecord>(m, "RunRecord", "A run's self-describing record.")
+      .def_readonly("config", &RunRecord::config)
+      .def_readonly("context", &RunRecord::context, "machine, compiler, git sha, build type, ...")
+      .def_readonly("metrics", &RunRecord::metrics)
+      .def_readonly_static("SCHEMA_VERSION", &RunRecord::kSchemaVersion)
+      .def("get", &RunRecord::Get, py::arg("name"), py::arg("queue") = -1,
+           "A metric's value (queue -1 = whole run); NaN when absent.")
+      .def("to_json", &RunRecord::ToJson, "The record as JSON (what `vhostlab run --json` writes).");
+
+  py::class_<RunHandle>(m, "RunHandle",
+                        "A run in progress on its own thread (low level; use vhostlab.run()).")
+      .def(py::init<RunConfig>(), py::arg("config"), "Starts the run at once.")
+      .def("progress", &RunHandle::Progress, "Fraction done in [0, 1], as the run reports it.")
+      .def("wait", &RunHandle::Wait, py::arg("timeout_s"),
+           "Waits up to timeout_s with the GIL released; True when the run has ended.")
+      .def("done", &RunHandle::Done)
+      .def("request_stop", &RunHandle::RequestStop,
+           "Asks the run to stop early (RunConfig.stop); its record stays valid.")
+      .def_property_readonly("stop_requested", &RunHandle::StopRequested)
+      .def("result", &RunHandle::Result,
+           "Joins the run and returns its RunRecord; RuntimeError with the reason if it failed.");
+#else
+  m.attr("HAVE_RUN_EXPERIMENT") = false;
+#endif
+}
+
+}  // namespace vhostlab::pybind

@@ -1,0 +1,50 @@
+"""vhostlab: a performance lab for the device IOTLB of vhost-user backends.
+
+A thin Python layer over the C++ library (the private ``vhostlab._core`` extension):
+
+- IOTLB designs by name: ``designs()``, ``Iotlb("radix")`` with insert / invalidate /
+  translate / size / memory_bytes.
+- The counter collector as a context manager::
+
+      with vhostlab.counters(["cycles", "task-clock"]) as c:
+          work()
+      c.to_frame()   # tidy DataFrame; unavailable events: available=False, value NaN (never 0)
+
+- The machine: ``topology()`` (hwloc cores, caches, NUMA, pinning).
+- Experiments: ``run(backend="self", iotlb="radix", packets=...)`` or
+  ``run(profile="profiles/default.toml")``, ``compare(designs=[...])``, both returning tidy
+  DataFrames (design, profile, backend, queue, side, metric, value, unit, available, note).
+- Saved results: ``load_results(path)`` for run records (``vhostlab run --json``) and Google
+  Benchmark JSON (results/bench/*.json).
+
+Import it from the build tree without installing::
+
+    PYTHONPATH=build/pybind /usr/bin/python3 -c "import vhostlab"
+"""
+
+from . import _core
+from ._core import Iotlb, Translation, designs
+from ._counters import Counters, counters, probe_counters
+from ._experiment import RunInterrupted, compare, run, run_config, have_run_experiment
+from ._results import RUN_COLUMNS, load_results, record_to_frame
+from ._topology import topology
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Counters",
+    "Iotlb",
+    "RUN_COLUMNS",
+    "RunInterrupted",
+    "Translation",
+    "compare",
+    "counters",
+    "designs",
+    "have_run_experiment",
+    "load_results",
+    "probe_counters",
+    "record_to_frame",
+    "run",
+    "run_config",
+    "topology",
+]

@@ -1,0 +1,217 @@
+"""Experiment runs from Python: the same runs as ``vhostlab run``, as tidy DataFrames.
+
+Each run executes on its own C++ thread (``_core.RunHandle``) with the GIL released; this
+module polls its progress into a tqdm bar. Ctrl-C (KeyboardInterrupt) sets the run's stop flag:
+the run ends early with a valid record, which is returned with a ``RunInterrupted`` warning and
+``df.attrs["interrupted"] = True``; a second Ctrl-C abandons the wait (the run thread is still
+stopped and joined, never left behind).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from . import _core
+from ._results import RUN_COLUMNS, RUN_EXTRA_COLUMNS, record_to_frame
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # tqdm is optional at runtime; without it runs simply show no bar
+    tqdm = None
+
+_CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
+                  "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "seed",
+                  "counters"]
+
+
+class RunInterrupted(UserWarning):
+    """A run was stopped early by Ctrl-C; its (shorter) results are still valid."""
+
+
+def have_run_experiment() -> bool:
+    """True when this build binds experiment::RunExperiment (core/experiment/run.cpp)."""
+    return bool(_core.HAVE_RUN_EXPERIMENT)
+
+
+def _parse_size(v: Any) -> int:
+    if isinstance(v, int):
+        return v
+    m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(i?b)?\s*", str(v).lower())
+    if not m:
+        raise ValueError(f"not a size: {v!r} (use e.g. 4096, '4k', '2m')")
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2)]
+
+
+def _flatten_profile(doc: dict, prefix: str = "") -> dict:
+    """Profile keys may sit at the top level or in tables ([run], [workload], ...)."""
+    out = {}
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            out.update(_flatten_profile(v, prefix))
+        else:
+            out[k] = v
+    return out
+
+
+def load_profile(path: str | os.PathLike) -> dict:
+    """Reads a profile TOML into RunConfig keyword arguments (unknown keys warn, not fail)."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        doc = _flatten_profile(tomllib.load(f))
+    kwargs: dict[str, Any] = {"profile": str(doc.pop("name", p.stem))}
+    for k, v in doc.items():
+        key = k.replace("-", "_")
+        if key == "design":
+            key = "iotlb"
+        if key in _CONFIG_FIELDS:
+            kwargs[key] = v
+        elif key not in ("description",):
+            warnings.warn(f"{p}: key '{k}' is not a run setting the Python package knows; ignored")
+    return kwargs
+
+
+def run_config(profile: str | os.PathLike | None = None, **kwargs: Any) -> "_core.RunConfig":
+    """Builds a RunConfig from a profile file and/or keyword arguments (kwargs win).
+
+    Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
+    mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
+    seconds, queue_pairs, ring_size, packet_size, mode ("loopback" | "sink"), seed, counters
+    (event names). An unknown keyword is a TypeError.
+    """
+    values: dict[str, Any] = {}
+    if profile is not None:
+        values.update(load_profile(profile))
+    unknown = sorted(set(kwargs) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown run setting(s) {unknown}; valid: {_CONFIG_FIELDS}")
+    values.update(kwargs)
+    cfg = _core.RunConfig()
+    for k, v in values.items():
+        if k == "page_size":
+            v = _parse_size(v)
+        elif k == "counters":
+            v = list(v)
+        elif k == "iotlb" and v not in _core.designs():
+            raise ValueError(f"unknown IOTLB design {v!r}; designs: {_core.designs()}")
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _config_dict(cfg: "_core.RunConfig") -> dict:
+    return {k: getattr(cfg, k) for k in _CONFIG_FIELDS}
+
+
+def _record_dict(rec: "_core.RunRecord") -> dict:
+    metrics = [{"queue": m.queue, "side": m.side, "name": m.name,
+                "value": m.value if m.available else None, "unit": m.unit,
+                "available": m.available, "note": m.note} for m in rec.metrics]
+    return {"schema_version": _core.RunRecord.SCHEMA_VERSION, "config": _config_dict(rec.config),
+            "context": dict(rec.context), "metrics": metrics}
+
+
+def _label(cfg: "_core.RunConfig") -> str:
+    design = cfg.iotlb if cfg.iommu else "iommu-off"
+    return f"{cfg.backend}/{design}/{cfg.mapping}"
+
+
+def _execute(cfg: "_core.RunConfig", progress: bool) -> tuple[pd.DataFrame, bool]:
+    if not have_run_experiment():
+        raise RuntimeError(
+            "this vhostlab build has no experiment runner (core/experiment/run.cpp was not part "
+            "of vhostlab_core when it was configured); rebuild after it lands, or use "
+            "load_results() on saved records")
+    handle = _core.RunHandle(cfg)
+    bar = tqdm(total=100, desc=_label(cfg), unit="%", leave=False,
+               disable=not progress) if tqdm is not None else None
+    interrupted = False
+    try:
+        try:
+            while not handle.wait(0.1):
+                if bar is not None:
+                    bar.n = round(100 * handle.progress(), 1)
+                    bar.refresh()
+        except KeyboardInterrupt:
+            interrupted = True
+            handle.request_stop()
+            while not handle.wait(0.1):
+                pass
+        record = handle.result()
+    finally:
+        if bar is not None:
+            bar.close()
+    df = record_to_frame(_record_dict(record))
+    df.attrs["context"] = dict(record.context)
+    df.attrs["config"] = _config_dict(record.config)
+    df.attrs["json"] = record.to_json()
+    df.attrs["interrupted"] = interrupted
+    if interrupted:
+        warnings.warn(f"run {_label(cfg)} interrupted: results cover the part that ran",
+                      RunInterrupted, stacklevel=3)
+    return df, interrupted
+
+
+def run(profile: str | os.PathLike | None = None, *, progress: bool = True,
+        **kwargs: Any) -> pd.DataFrame:
+    """Runs one experiment (front-end + backend) and returns its tidy DataFrame.
+
+    ``vhostlab.run(backend="self", iotlb="radix", mapping="static", packets=100_000)`` or
+    ``vhostlab.run(profile="profiles/default.toml", packets=1000)``. Columns: design, profile,
+    backend, queue (-1 = whole run), side, metric, value, unit, available, note (+ mapping,
+    iommu, page_size, source). ``df.attrs`` holds the record's context, config and JSON.
+    Counters that this machine cannot read are rows with available=False and NaN.
+    """
+    df, _ = _execute(run_config(profile, **kwargs), progress)
+    return df
+
+
+def compare(designs: Sequence[str] | None = None, *, iommu_off: bool = True,
+            profile: str | os.PathLike | None = None, progress: bool = True,
+            **kwargs: Any) -> pd.DataFrame:
+    """Runs the same workload once per IOTLB design (and once with the IOMMU off, as the
+    baseline, when ``iommu_off``) and returns all rows in one DataFrame.
+
+    ``designs``: names (default: every registered design). Other keywords as in run().
+    Ctrl-C stops the current run early and skips the rest; what ran is returned (with a
+    RunInterrupted warning).
+    """
+    names = list(designs) if designs is not None else list(_core.designs())
+    configs = []
+    if iommu_off:
+        configs.append(run_config(profile, **{**kwargs, "iommu": False}))
+    for d in names:
+        configs.append(run_config(profile, **{**kwargs, "iotlb": d, "iommu": True}))
+    frames = []
+    outer = tqdm(configs, desc="compare", unit="run", disable=not progress) \
+        if tqdm is not None else configs
+    interrupted = False
+    for cfg in outer:
+        df, interrupted = _execute(cfg, progress)
+        frames.append(df)
+        if interrupted:
+            break
+    if hasattr(outer, "close"):
+        outer.close()
+    out = pd.concat(frames, ignore_index=True) if frames else \
+        pd.DataFrame(columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
+    out.attrs["interrupted"] = interrupted
+    out.attrs["runs"] = len(frames)
+    return out
+
+
+def ratio_to_baseline(df: pd.DataFrame, metric: str, baseline: str = "off",
+                      queue: int = -1) -> pd.DataFrame:
+    """``metric`` per design divided by the baseline design's (e.g. Mpps with vs without
+    the IOMMU), whole-run rows only. NaN where either side is unavailable."""
+    rows = df[(df["metric"] == metric) & (df["queue"] == queue)]
+    by = rows.groupby("design")["value"].median()
+    base = by.get(baseline, math.nan)
+    return pd.DataFrame({"design": by.index, metric: by.values,
+                         "ratio": by.values / base if base else math.nan})

@@ -1,0 +1,170 @@
+"""Tidy DataFrames from run records and Google Benchmark JSON.
+
+Run records (``RunRecord::ToJson``, ``vhostlab run --json``) look like::
+
+    {"schema_version": 1, "config": {"profile", "backend", "iotlb", "iommu", "mapping", ...},
+     "context": {...}, "metrics": [{"queue", "side", "name", "value", "unit", "available",
+     "note"}, ...]}
+
+and become one row per metric. A file may also hold a list of records, or an object with a
+"runs"/"records" list. Google Benchmark JSON (``{"context": ..., "benchmarks": [...]}``, as
+bench/ writes to results/bench/*.json) becomes one row per (benchmark, measurement), with the
+``BM_Translate/<design>/<dispatch>/<entries>/<pattern>/<page>`` name split into columns.
+
+An unavailable metric keeps ``value`` NaN (JSON null) and ``available`` False.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+RUN_COLUMNS = ["design", "profile", "backend", "queue", "side", "metric", "value", "unit",
+               "available", "note"]
+RUN_EXTRA_COLUMNS = ["mapping", "iommu", "page_size", "source"]
+
+BENCH_COLUMNS = ["family", "design", "dispatch", "entries", "pattern", "page", "name",
+                 "run_type", "aggregate", "metric", "value", "unit", "source"]
+
+# Google Benchmark's own fields: everything else numeric in a benchmark entry is a user counter.
+_BENCH_STANDARD = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+    "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
+    "aggregate_name", "aggregate_unit", "label", "error_occurred", "error_message",
+}
+# Field order of BM_Translate names (bench/ writes them so they parse into columns).
+_TRANSLATE_FIELDS = ["design", "dispatch", "entries", "pattern", "page"]
+
+
+def design_label(config: dict) -> str:
+    """The comparison label of a run: the IOTLB design, the foreign backend, or "off"."""
+    if not config.get("iommu", True):
+        return "off"
+    backend = str(config.get("backend", "self"))
+    if backend != "self":
+        return backend.split(":", 1)[0]
+    return str(config.get("iotlb", ""))
+
+
+def _value(v: Any) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def record_to_frame(record: dict, source: str = "") -> pd.DataFrame:
+    """One run record (a dict in the RunRecord JSON schema) as a tidy DataFrame."""
+    config = record.get("config", {})
+    rows = []
+    for m in record.get("metrics", []):
+        available = bool(m.get("available", True))
+        value = _value(m.get("value"))
+        rows.append({
+            "design": design_label(config),
+            "profile": config.get("profile", ""),
+            "backend": config.get("backend", ""),
+            "queue": int(m.get("queue", -1)),
+            "side": m.get("side", ""),
+            "metric": m.get("name", m.get("metric", "")),
+            "value": value if available else math.nan,
+            "unit": m.get("unit", ""),
+            "available": available,
+            "note": m.get("note", ""),
+            "mapping": config.get("mapping", ""),
+            "iommu": bool(config.get("iommu", True)),
+            "page_size": config.get("page_size", math.nan),
+            "source": source,
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
+
+
+def _split_bench_name(name: str) -> dict:
+    parts = name.split("/")
+    out = {"family": parts[0]}
+    if parts[0] == "BM_Translate":
+        for field, part in zip(_TRANSLATE_FIELDS, parts[1:]):
+            out[field] = part
+    elif len(parts) > 1:
+        out["design"] = parts[1]
+    return out
+
+
+def bench_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
+    """Google Benchmark JSON as a tidy DataFrame (real_time, cpu_time and user counters)."""
+    rows = []
+    for b in doc.get("benchmarks", []):
+        if b.get("error_occurred"):
+            continue
+        name = b.get("run_name", b.get("name", ""))
+        base = {"name": b.get("name", ""), "run_type": b.get("run_type", "iteration"),
+                "aggregate": b.get("aggregate_name", ""), "source": source}
+        base.update(_split_bench_name(name))
+        time_unit = b.get("time_unit", "ns")
+        for metric in ("real_time", "cpu_time"):
+            if metric in b:
+                rows.append({**base, "metric": metric, "value": _value(b[metric]), "unit": time_unit})
+        for key, v in b.items():
+            if key not in _BENCH_STANDARD and isinstance(v, (int, float)) and not isinstance(v, bool):
+                rows.append({**base, "metric": key, "value": float(v), "unit": ""})
+    df = pd.DataFrame(rows, columns=BENCH_COLUMNS)
+    if not df.empty:
+        df["entries"] = pd.to_numeric(df["entries"], errors="coerce")
+    df.attrs["context"] = doc.get("context", {})
+    return df
+
+
+def _records_in(doc: Any) -> Iterable[dict] | None:
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        for key in ("runs", "records"):
+            if isinstance(doc.get(key), list):
+                return doc[key]
+        if "metrics" in doc:
+            return [doc]
+    return None
+
+
+def _load_one(path: Path) -> tuple[str, pd.DataFrame]:
+    with open(path) as f:
+        doc = json.load(f)
+    if isinstance(doc, dict) and "benchmarks" in doc:
+        return "bench", bench_to_frame(doc, source=str(path))
+    records = _records_in(doc)
+    if records is None:
+        raise ValueError(f"{path}: neither a vhostlab run record nor Google Benchmark JSON")
+    frames = [record_to_frame(r, source=str(path)) for r in records]
+    return "run", pd.concat(frames, ignore_index=True) if frames else record_to_frame({})
+
+
+def load_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Loads saved results as a tidy DataFrame.
+
+    ``path``: a JSON file, or a directory whose ``*.json`` files are all loaded (sorted by
+    name). Run records give RUN_COLUMNS (+ mapping, iommu, page_size, source); Google Benchmark
+    files give BENCH_COLUMNS. Mixing both kinds in one directory is a ValueError: load them
+    separately.
+    """
+    p = Path(path)
+    files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+    if not files:
+        raise FileNotFoundError(f"no *.json files in {p}")
+    kinds, frames = set(), []
+    for f in files:
+        kind, df = _load_one(f)
+        kinds.add(kind)
+        frames.append(df)
+    if len(kinds) > 1:
+        raise ValueError(f"{p} mixes run records and benchmark results; load them separately")
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        out.attrs = frames[0].attrs
+    return out
