@@ -11,14 +11,28 @@
 #include <vector>
 
 #include "core/iotlb/contract.hpp"
+#include "core/iotlb/hash/hash.hpp"
+#include "core/iotlb/interval/interval.hpp"
+#include "core/iotlb/list/list.hpp"
+#include "core/iotlb/microcache/variants.hpp"
+#include "core/iotlb/radix/radix.hpp"
 #include "core/iotlb/reference/reference.hpp"
+#include "core/iotlb/sorted/sorted.hpp"
 
 namespace vhostlab::iotlb {
 
 template <Design... Ds>
 struct DesignList {};
 
-using AllDesigns = DesignList<Reference>;
+using AllDesigns = DesignList<Reference,
+                              List,
+                              Interval,
+                              SortedBranchFree,
+                              Hash,
+                              HashAbsl,
+                              Radix,
+                              MicroCacheHash,
+                              MicroCacheRadix>;
 
 namespace internal {
 template <typename F, Design... Ds>

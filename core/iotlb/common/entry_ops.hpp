@@ -1,0 +1,71 @@
+// Small helpers every design shares: answering a hit from one entry, trimming an entry around an
+// invalidated range, and the optional side APIs (FindEntry, BulkLoad) benchmarks and the
+// micro-cache use when a design offers them.
+//
+// All arithmetic is on inclusive ranges so that an entry ending at 2^64 - 1 never overflows:
+// sizes are carried "minus one" and uaddr offsets wrap modulo 2^64 exactly like the front-end's
+// own pointer arithmetic would.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+#include "core/iotlb/contract.hpp"
+
+namespace vhostlab::iotlb {
+
+// The hit for `iova` inside entry `e` (which must contain it): up to `len` bytes, never past
+// e.range.last. `len` >= 1.
+inline Translation HitIn(const Entry& e, uint64_t iova, uint64_t len, Perm perm) {
+  if (!Allows(e.perm, perm)) return AccessFail();
+  const uint64_t avail_minus_one = e.range.last - iova;
+  const uint64_t granted = (len - 1 <= avail_minus_one) ? len : avail_minus_one + 1;
+  return {Outcome::kHit, e.uaddr + (iova - e.range.first), granted};
+}
+
+// Calls add(Entry) for the parts of `e` that lie outside `r` (zero, one or two pieces), keeping
+// each piece's uaddr consistent with the original mapping. `e` must overlap `r`.
+template <typename Add>
+inline void ForEachRemainder(const Entry& e, IovaRange r, Add&& add) {
+  if (e.range.first < r.first) add(Entry{{e.range.first, r.first - 1}, e.uaddr, e.perm});
+  if (e.range.last > r.last) {
+    add(Entry{{r.last + 1, e.range.last}, e.uaddr + (r.last + 1 - e.range.first), e.perm});
+  }
+}
+
+constexpr bool IsValidInsert(IovaRange r, Perm perm) { return r.first <= r.last && perm != Perm::kNone; }
+
+// Optional side API: the single entry containing `iova` (no joining). The micro-cache needs it to
+// cache a whole page's worth of an entry rather than one access.
+template <typename T>
+concept HasFindEntry = requires(const T ct, uint64_t u, Entry* out) {
+  { ct.FindEntry(u, out) } -> std::same_as<bool>;
+};
+
+// Optional side API: replace the contents with `entries` in one go (designs whose per-insert cost
+// is O(n), like the Eytzinger layout, would otherwise make large set-ups quadratic).
+template <typename T>
+concept HasBulkLoad = requires(T t, std::span<const Entry> es) { t.BulkLoad(es); };
+
+// Clears `d` and inserts `entries` (in order, so later entries replace earlier overlapping ones).
+template <Design D>
+void Fill(D& d, std::span<const Entry> entries) {
+  if constexpr (HasBulkLoad<D>) {
+    d.BulkLoad(entries);
+  } else {
+    d.Clear();
+    for (const Entry& e : entries) d.Insert(e.range, e.uaddr, e.perm);
+  }
+}
+
+// True when `entries` are valid, sorted by first IOVA and pairwise disjoint (the fast BulkLoad input).
+inline bool SortedAndDisjoint(std::span<const Entry> entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!IsValidInsert(entries[i].range, entries[i].perm)) return false;
+    if (i > 0 && entries[i].range.first <= entries[i - 1].range.last) return false;
+  }
+  return true;
+}
+
+}  // namespace vhostlab::iotlb
