@@ -201,6 +201,9 @@ std::string Session::Serve(int stop_fd) {
 Status Session::Dispatch(Message& m) {
   const Handler* h = FindHandler(m.request());
   const std::string name(protocol::RequestName(m.request()));
+  // Whether REPLY_ACK applies is decided by the state the request arrived in (RESET_OWNER
+  // clears the negotiated protocol features but is still acknowledged).
+  const bool reply_ack = acked_protocol_features_ & Bit(protocol_feature::kReplyAck);
   Result<Reply> result = Error{""};
   if (!m.problem.ok()) {
     result = m.problem.error();
@@ -229,7 +232,6 @@ Status Session::Dispatch(Message& m) {
     return channel_.ReplyU64(m.request(), ~uint64_t{0});
   }
   if (!m.need_reply()) return {};
-  const bool reply_ack = acked_protocol_features_ & Bit(protocol_feature::kReplyAck);
   const bool is_iotlb = m.request() == static_cast<uint32_t>(Request::kIotlbMsg);
   if (ok && !reply_ack && !is_iotlb) return {};
   if (!ok && !reply_ack && !is_iotlb && h && m.problem.ok()) {
