@@ -29,6 +29,16 @@ struct RunConfig {
   std::string mode = "loopback";    // loopback | sink (backend self)
   uint64_t seed = 1;
   std::vector<std::string> counters;  // event names for the counter collector; empty = default
+  // Front-end knobs (defaults suit the main comparison).
+  std::string scatter = "auto";     // auto | on | off: IOVA-contiguous buffers over
+                                    // non-adjacent guest pages (auto: off for dpdk, whose
+                                    // IOTLB joins IOVA-adjacent entries without checking uaddrs)
+  uint32_t mem_regions = 2;         // guest memory regions in SET_MEM_TABLE
+  bool hugepages = false;           // guest memory on 2 MiB hugetlb pages when available
+  uint32_t flush_batch = 256;       // lazy mapping: windows per deferred invalidation batch
+  std::vector<int> cpus;            // front-end queue threads' CPUs; empty = automatic
+  double timeout_seconds = 120;     // whole-run bound (setup + traffic + teardown)
+  std::string dpdk_testpmd = "dpdk-testpmd";  // backend dpdk: the binary to spawn
   // Optional: called from the run's control thread with progress in [0, 1].
   std::function<void(double)> progress;
   // Optional: set to true from elsewhere to stop the run early (results stay valid).
@@ -51,6 +61,7 @@ struct RunRecord {
   RunConfig config;
   std::map<std::string, std::string> context;  // machine, compiler, git sha, build type, ...
   std::vector<Metric> metrics;
+  std::vector<std::string> notes;  // fallbacks taken, queues that stopped early, peer warnings
   // Convenience lookup of a whole-run metric; NaN when absent.
   double Get(const std::string& name, int queue = -1) const;
   std::string ToJson() const;

@@ -1,0 +1,37 @@
+// Workload profiles: profiles/<name>.toml -> RunConfig(s).
+//
+// A profile has an optional `name` and `description`, a [workload] table whose keys are
+// RunConfig fields (queues, ring_size, packet_size, packets or seconds, mapping, page_size,
+// iommu, backend, iotlb, seed, scatter, mem_regions, hugepages, flush_batch, cpus,
+// timeout_seconds, counters), and an optional [sweep] table where any workload key takes an array:
+// the profile then expands to the cartesian product, in key order. Every unknown key, wrong
+// type or bad value is an error naming the file, line and key: a typo never silently runs the
+// default.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/experiment/run.hpp"
+
+namespace vhostlab::experiment {
+
+struct Profile {
+  std::string name;
+  std::string description;
+  std::string path;
+  RunConfig base;                // [workload] applied to the defaults
+  std::vector<RunConfig> runs;   // base expanded by [sweep] (just `base` without one)
+};
+
+// `name_or_path`: a file path, or a bare name looked up as profiles/<name>.toml in the source
+// tree (VHOSTLAB_SOURCE_DIR) and the current directory.
+Result<Profile> LoadProfile(const std::string& name_or_path);
+Result<Profile> ParseProfile(const std::string& toml_text, const std::string& source_name);
+
+// "4k" / "2m" / "4096" / "2097152" -> bytes; only 4 KiB and 2 MiB are supported.
+Result<uint64_t> ParsePageSize(const std::string& text);
+std::string PageSizeName(uint64_t bytes);
+
+}  // namespace vhostlab::experiment

@@ -1,0 +1,411 @@
+// RunExperiment: one front-end session against one backend, as one self-describing record.
+//
+// Backends: "self" runs backend::CreateBackend in this process on its own threads behind a real
+// Unix socket in a fresh temp dir; "dpdk" spawns dpdk-testpmd (DpdkPeer); "socket:PATH"
+// connects to a backend that is already listening. The front-end's queue threads are pinned
+// away from the peer where the machine allows (testpmd's lcores share CPU 0; front-end queue q
+// takes the q-th CPU counted from the last one). A watchdog sets the stop flag once
+// timeout_seconds pass, so a run is bounded even against a wedged peer (setup messages have
+// their own reply timeouts in Session).
+//
+// Metrics are tidy rows (queue -1 = whole run): the front-end's own counts, the vIOMMU's
+// message counts and latency percentiles (unavailable, not 0, when there were no samples), and
+// the backend's statistics when the backend runs in-process.
+#include "core/experiment/run.hpp"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <hwloc.h>
+#include <mutex>
+#include <thread>
+#include <toml++/toml.h>
+
+#include "core/backend/backend.hpp"
+#include "core/base/log.hpp"
+#include "core/experiment/dpdk_peer.hpp"
+#include "core/frontend/frontend.hpp"
+
+namespace vhostlab::experiment {
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+std::string Command(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof(buf), f)) out += buf;
+    pclose(f);
+  }
+  return Trim(out);
+}
+
+std::map<std::string, std::string> MachineContext() {
+  std::map<std::string, std::string> c;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      c["cpu_model"] = Trim(line.substr(line.find(':') + 1));
+      break;
+    }
+  }
+  c["cpus_online"] = std::to_string(sysconf(_SC_NPROCESSORS_ONLN));
+  struct utsname u;
+  if (uname(&u) == 0) {
+    c["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.version;
+    c["machine"] = u.machine;
+    c["hostname"] = u.nodename;
+  }
+  c["compiler"] = __VERSION__;
+#ifdef VHOSTLAB_BUILD_TYPE
+  c["build_type"] = VHOSTLAB_BUILD_TYPE;
+#endif
+#ifdef NDEBUG
+  c["assertions"] = "off";
+#else
+  c["assertions"] = "on";
+#endif
+  c["vhostlab_version"] = VHOSTLAB_VERSION;
+  std::string sha = Command("git -C '" VHOSTLAB_SOURCE_DIR "' rev-parse HEAD 2>/dev/null");
+  c["git_sha"] = sha.empty() ? "unknown" : sha;
+  if (!sha.empty())
+    c["git_dirty"] = Command("git -C '" VHOSTLAB_SOURCE_DIR
+                             "' status --porcelain --untracked-files=no 2>/dev/null")
+                             .empty()
+                         ? "no"
+                         : "yes";
+  unsigned hw = hwloc_get_api_version();
+  c["hwloc_version"] = std::to_string(hw >> 16) + "." + std::to_string((hw >> 8) & 0xff) + "." +
+                       std::to_string(hw & 0xff);
+  c["tomlplusplus_version"] = std::to_string(TOML_LIB_MAJOR) + "." +
+                              std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH);
+  char when[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  c["date_utc"] = when;
+  return c;
+}
+
+std::vector<int> AllowedCpus() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+      if (CPU_ISSET(i, &set)) cpus.push_back(i);
+  return cpus;
+}
+
+double Percentile(std::vector<uint64_t> v, double p) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  std::size_t i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size()))) ;
+  return static_cast<double>(v[std::min(v.size() - 1, i ? i - 1 : 0)]);
+}
+
+class Recorder {
+ public:
+  explicit Recorder(RunRecord* r) : r_(r) {}
+  void Add(const std::string& side, const std::string& name, double value,
+           const std::string& unit, int queue = -1) {
+    r_->metrics.push_back(Metric{queue, side, name, value, unit, true, ""});
+  }
+  void AddLatency(const std::string& name, const std::vector<uint64_t>& samples) {
+    for (auto [suffix, p] : {std::pair{"_p50", 0.5}, std::pair{"_p99", 0.99}}) {
+      Metric m{-1, "frontend", name + suffix, Percentile(samples, p), "ns", !samples.empty(), ""};
+      if (samples.empty()) {
+        m.value = 0;
+        m.note = "unavailable: no samples in this run";
+      }
+      r_->metrics.push_back(m);
+    }
+    Add("frontend", name + "_samples", static_cast<double>(samples.size()), "count");
+  }
+
+ private:
+  RunRecord* r_;
+};
+
+void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
+  Recorder r(rec);
+  const double secs = static_cast<double>(f.traffic_ns) / 1e9;
+  uint64_t tx = 0, bytes = 0, seq = 0, maps = 0, unmaps = 0;
+  for (const auto& q : f.queues) {
+    const int i = static_cast<int>(q.queue_pair);
+    tx += q.tx_packets;
+    bytes += q.rx_bytes;
+    seq += q.sequence_errors;
+    maps += q.maps;
+    unmaps += q.unmaps;
+    r.Add("frontend", "tx_packets", static_cast<double>(q.tx_packets), "packets", i);
+    r.Add("frontend", "packets", static_cast<double>(q.rx_packets), "packets", i);
+    r.Add("frontend", "bytes", static_cast<double>(q.rx_bytes), "bytes", i);
+    double qs = static_cast<double>(q.elapsed_ns) / 1e9;
+    r.Add("frontend", "mpps", qs > 0 ? static_cast<double>(q.rx_packets) / qs / 1e6 : 0, "Mpps", i);
+    r.Add("frontend", "ns_per_packet",
+          q.rx_packets ? static_cast<double>(q.elapsed_ns) / static_cast<double>(q.rx_packets) : 0,
+          "ns", i);
+    r.Add("frontend", "drops", static_cast<double>(q.drops), "packets", i);
+    r.Add("frontend", "verify_errors", static_cast<double>(q.verify_errors), "packets", i);
+    r.Add("frontend", "sequence_errors", static_cast<double>(q.sequence_errors), "packets", i);
+    r.Add("frontend", "dma_maps", static_cast<double>(q.maps), "count", i);
+    r.Add("frontend", "dma_unmaps", static_cast<double>(q.unmaps), "count", i);
+    if (!q.error.empty())
+      rec->notes.push_back("queue pair " + std::to_string(i) + ": " + q.error);
+  }
+  const uint64_t rx = f.rx_packets();
+  r.Add("run", "seconds", secs, "s");
+  r.Add("run", "setup_ms", static_cast<double>(f.setup_ns) / 1e6, "ms");
+  r.Add("frontend", "tx_packets", static_cast<double>(tx), "packets");
+  r.Add("frontend", "packets", static_cast<double>(rx), "packets");
+  r.Add("frontend", "bytes", static_cast<double>(bytes), "bytes");
+  r.Add("frontend", "mpps", secs > 0 ? static_cast<double>(rx) / secs / 1e6 : 0, "Mpps");
+  r.Add("frontend", "ns_per_packet",
+        rx ? static_cast<double>(f.traffic_ns) / static_cast<double>(rx) : 0, "ns");
+  r.Add("frontend", "drops", static_cast<double>(f.drops()), "packets");
+  r.Add("frontend", "verify_errors", static_cast<double>(f.verify_errors() - seq), "packets");
+  r.Add("frontend", "sequence_errors", static_cast<double>(seq), "packets");
+  r.Add("frontend", "dma_maps", static_cast<double>(maps), "count");
+  r.Add("frontend", "dma_unmaps", static_cast<double>(unmaps), "count");
+  r.Add("frontend", "iotlb_updates", static_cast<double>(f.viommu.updates), "messages");
+  r.Add("frontend", "iotlb_miss_updates", static_cast<double>(f.viommu.miss_updates), "messages");
+  r.Add("frontend", "iotlb_invalidates", static_cast<double>(f.viommu.invalidates), "messages");
+  r.Add("frontend", "misses_received", static_cast<double>(f.misses_received), "messages");
+  r.Add("frontend", "misses_served", static_cast<double>(f.viommu.misses_served), "messages");
+  r.Add("frontend", "misses_unmapped", static_cast<double>(f.viommu.misses_unmapped), "messages");
+  r.Add("frontend", "backend_channel_errors", static_cast<double>(f.backend_channel_errors),
+        "messages");
+  r.AddLatency("update_ack_ns", f.viommu.update_ack_ns);
+  r.AddLatency("invalidate_ack_ns", f.viommu.invalidate_ack_ns);
+  r.AddLatency("miss_service_ns", f.viommu.miss_service_ns);
+  r.Add("frontend", "guest_hugetlb", f.hugetlb ? 1 : 0, "bool");
+  if (!f.notes.empty()) rec->notes.push_back(f.notes);
+}
+
+void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
+  Recorder r(rec);
+  r.Add("backend", "messages", static_cast<double>(b.messages), "messages");
+  r.Add("backend", "message_errors", static_cast<double>(b.message_errors), "messages");
+  r.Add("backend", "iotlb_updates", static_cast<double>(b.iotlb_updates), "messages");
+  r.Add("backend", "iotlb_invalidates", static_cast<double>(b.iotlb_invalidates), "messages");
+  r.Add("backend", "misses_sent", static_cast<double>(b.misses_sent), "messages");
+  uint64_t drops = 0;
+  for (const auto& q : b.queues) {
+    const int i = static_cast<int>(q.queue_pair);
+    drops += q.drops;
+    r.Add("backend", "tx_packets", static_cast<double>(q.tx_packets), "packets", i);
+    r.Add("backend", "rx_packets", static_cast<double>(q.rx_packets), "packets", i);
+    r.Add("backend", "translations", static_cast<double>(q.translations), "count", i);
+    r.Add("backend", "cache_hits", static_cast<double>(q.cache_hits), "count", i);
+    r.Add("backend", "iotlb_misses", static_cast<double>(q.iotlb_misses), "count", i);
+    r.Add("backend", "retries", static_cast<double>(q.retries), "count", i);
+    r.Add("backend", "access_fails", static_cast<double>(q.access_fails), "count", i);
+    r.Add("backend", "drops", static_cast<double>(q.drops), "packets", i);
+    r.Add("backend", "errors", static_cast<double>(q.errors), "count", i);
+  }
+  r.Add("backend", "drops", static_cast<double>(drops), "packets");
+}
+
+// Temp dir removed on scope exit (sockets and testpmd's log live there).
+struct TempDir {
+  std::string path;
+  ~TempDir() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// Sets `stop` once `seconds` pass, unless cancelled first.
+class Watchdog {
+ public:
+  Watchdog(std::atomic<bool>* stop, double seconds) {
+    thread_ = std::thread([this, stop, seconds] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return done_; })) {
+        VL_WARN("run exceeded its %.0f s bound: stopping it", seconds);
+        stop->store(true);
+      }
+    });
+  }
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+double RunRecord::Get(const std::string& name, int queue) const {
+  for (const auto& m : metrics)
+    if (m.name == name && m.queue == queue && m.side != "backend") return m.value;
+  for (const auto& m : metrics)
+    if (m.name == name && m.queue == queue) return m.value;
+  return std::nan("");
+}
+
+Result<RunRecord> RunExperiment(const RunConfig& config) {
+  Result<frontend::Mapping> mapping = frontend::ParseMapping(config.mapping);
+  if (!mapping.ok()) return mapping.error();
+  const bool is_self = config.backend == "self";
+  const bool is_dpdk = config.backend == "dpdk";
+  const bool is_socket = config.backend.rfind("socket:", 0) == 0;
+  if (!is_self && !is_dpdk && !is_socket)
+    return Error{"unknown backend '" + config.backend + "' (self, dpdk or socket:PATH)"};
+  if (config.scatter != "auto" && config.scatter != "on" && config.scatter != "off")
+    return Error{"scatter must be auto, on or off, not '" + config.scatter + "'"};
+  if (config.mode != "loopback" && config.mode != "sink")
+    return Error{"mode must be loopback or sink, not '" + config.mode + "'"};
+  if (config.mode != "loopback")
+    return Error{"the front-end verifies traffic in loopback mode only; sink mode is for "
+                 "`vhostlab backend` with other front-ends"};
+  if (!(config.timeout_seconds > 0)) return Error{"timeout_seconds must be positive"};
+
+  RunRecord rec;
+  rec.config = config;
+  rec.config.progress = nullptr;
+  rec.config.stop = nullptr;
+  rec.context = MachineContext();
+
+  TempDir tmp;
+  char tmpl[] = "/tmp/vhostlab-run-XXXXXX";
+  if (!mkdtemp(tmpl)) return Error{std::string("mkdtemp: ") + std::strerror(errno)};
+  tmp.path = tmpl;
+
+  frontend::FrontendConfig fc;
+  fc.socket_path = is_socket ? config.backend.substr(7) : tmp.path + "/vhost.sock";
+  fc.iommu = config.iommu;
+  fc.mapping = *mapping;
+  fc.page_size = config.page_size;
+  fc.queue_pairs = config.queue_pairs;
+  fc.ring_size = config.ring_size;
+  fc.packet_size = config.packet_size;
+  fc.packets = config.packets;
+  fc.seconds = config.seconds;
+  fc.seed = config.seed;
+  fc.scatter = config.scatter == "on" || (config.scatter == "auto" && !is_dpdk);
+  fc.mem_regions = config.mem_regions;
+  fc.hugetlb = config.hugepages;
+  fc.flush_batch = config.flush_batch;
+  fc.progress = config.progress;
+  if (is_dpdk && config.scatter == "on")
+    rec.notes.push_back("scatter on with DPDK: its IOTLB joins IOVA-adjacent entries without "
+                        "checking their uaddrs, so verify errors are expected");
+
+  std::vector<int> cpus = AllowedCpus();
+  const int peer_cpu = cpus.empty() ? 0 : cpus.front();
+  if (!config.cpus.empty()) {
+    fc.cpus = config.cpus;
+  } else if (!cpus.empty()) {
+    // Queue q on the q-th CPU from the top: away from testpmd (first CPU) when there are two
+    // or more.
+    for (uint32_t q = 0; q < config.queue_pairs; ++q) {
+      std::size_t n = cpus.size();
+      std::size_t pick = (n - 1 - q % n);
+      if (is_dpdk && n > 1 && cpus[pick] == peer_cpu) pick = n - 1;
+      fc.cpus.push_back(cpus[pick]);
+    }
+  }
+
+  std::atomic<bool> stop{false};
+  fc.stop = &stop;
+  // Forward an external stop into our flag.
+  std::thread forward;
+  std::atomic<bool> forward_done{false};
+  if (config.stop) {
+    forward = std::thread([&] {
+      while (!forward_done.load()) {
+        if (config.stop->load()) stop.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  struct JoinOnExit {
+    std::thread& t;
+    std::atomic<bool>& done;
+    ~JoinOnExit() {
+      done.store(true);
+      if (t.joinable()) t.join();
+    }
+  } join_forward{forward, forward_done};
+  Watchdog watchdog(&stop, config.timeout_seconds);
+
+  rec.context["backend"] = config.backend;
+  Result<frontend::FrontendResult> result = Error{"not run"};
+  if (is_self) {
+    backend::BackendOptions bo;
+    bo.socket_path = fc.socket_path;
+    bo.iotlb = config.iotlb;
+    bo.mode = backend::DeviceMode::kLoopback;
+    bo.queue_pairs = config.queue_pairs;
+    bo.serve_forever = false;
+    Result<std::unique_ptr<backend::Backend>> be = backend::CreateBackend(bo);
+    if (!be.ok()) return Error{"backend self: " + be.error().message};
+    if (Status s = (*be)->Start(); !s.ok()) return Error{"backend self: " + s.message()};
+    result = frontend::RunFrontend(fc);
+    (*be)->Stop();
+    if (result.ok()) RecordBackend((*be)->Stats(), &rec);
+  } else if (is_dpdk) {
+    DpdkOptions o;
+    o.binary = config.dpdk_testpmd;
+    o.socket_path = fc.socket_path;
+    o.log_path = tmp.path + "/testpmd.log";
+    o.file_prefix = "vhostlab-" + std::to_string(getpid()) + "-" +
+                    std::filesystem::path(tmp.path).filename().string().substr(12);
+    o.queues = config.queue_pairs;
+    o.cpu = peer_cpu;
+    Result<std::unique_ptr<DpdkPeer>> peer = DpdkPeer::Start(o);
+    if (!peer.ok()) return Error{"backend dpdk: " + peer.error().message};
+    result = frontend::RunFrontend(fc);
+    std::string version = (*peer)->Version();
+    if (!version.empty()) rec.context["dpdk_version"] = version;
+    if (!result.ok()) {
+      std::string tail = (*peer)->LogTail(1500);
+      (*peer)->Stop();
+      return Error{result.error().message + "\n--- dpdk-testpmd output (tail) ---\n" + tail};
+    }
+    (*peer)->Stop();
+  } else {
+    result = frontend::RunFrontend(fc);
+  }
+  if (!result.ok()) return result.error();
+  if (stop.load() && !(config.stop && config.stop->load()))
+    rec.notes.push_back("the run hit its " + std::to_string(config.timeout_seconds) +
+                        " s bound and was stopped early");
+  rec.context["negotiated_features"] = protocol::FeatureNames(result->negotiated.features);
+  rec.context["negotiated_protocol_features"] =
+      protocol::ProtocolFeatureNames(result->negotiated.protocol);
+  rec.context["scatter"] = fc.scatter ? "on" : "off";
+  std::string cpu_list;
+  for (int c : fc.cpus) cpu_list += (cpu_list.empty() ? "" : ",") + std::to_string(c);
+  rec.context["frontend_cpus"] = cpu_list.empty() ? "unpinned" : cpu_list;
+  if (is_dpdk) rec.context["dpdk_cpu"] = std::to_string(peer_cpu);
+  RecordFrontend(*result, &rec);
+  return rec;
+}
+
+}  // namespace vhostlab::experiment

@@ -1,0 +1,94 @@
+// The front-end (the vhost-user spec's "master"): plays QEMU and the guest's virtio-net driver
+// against any spec-following backend, over a real Unix socket.
+//
+// One run: guest memory (memfd regions) -> connect + negotiate (IOMMU_PLATFORM, REPLY_ACK,
+// BACKEND_REQ, MQ) -> SET_MEM_TABLE -> SET_VRING_NUM for every ring (DPDK drops IOTLB UPDATEs
+// for rings that do not exist yet) -> BASE/ADDR/KICK/CALL -> the guest's IOMMU mappings
+// (per the mapping model) -> RX buffers posted -> SET_VRING_ENABLE -> one pinned thread per
+// queue pair sends numbered frames on its transmit queue and checks every byte that comes back
+// on its receive queue -> GET_VRING_BASE stops the rings.
+//
+// Mapping models (how the guest uses its IOMMU; see net_driver.hpp for the per-buffer part):
+//   static: every ring and buffer page mapped and pushed (UPDATE) before traffic;
+//   lazy:   each posted buffer gets a fresh IOVA window mapped (UPDATE) at post time; completed
+//           windows are unmapped at once but invalidated in batches (Linux's flush queue);
+//   strict: map before every buffer, unmap + INVALIDATE (acked) after it completes;
+//   cold:   the page table is complete but nothing is pushed except each ring's used page (as
+//           QEMU does): every other translation reaches the backend as a MISS answer.
+// Address spaces: IOVAs live at 0x4000000000 and above, GPAs below 8 GiB, uaddrs wherever mmap
+// put the regions, so no two of them can be confused. With `scatter`, IOVA-consecutive pages
+// of a buffer pool sit on non-adjacent guest pages and half the buffers straddle a page
+// boundary, so a backend that joins IOVA-adjacent entries without checking their uaddrs (DPDK
+// 22.11 does) reads or writes the wrong bytes, and the byte-for-byte check catches it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/frontend/session.hpp"
+#include "core/frontend/viommu.hpp"
+
+namespace vhostlab::frontend {
+
+enum class Mapping { kStatic, kLazy, kStrict, kCold };
+Result<Mapping> ParseMapping(const std::string& name);
+const char* MappingName(Mapping m);
+
+struct FrontendConfig {
+  std::string socket_path;
+  bool iommu = true;
+  Mapping mapping = Mapping::kStatic;
+  uint64_t page_size = 4096;  // IOMMU page size: 4096 or 2 MiB
+  uint32_t queue_pairs = 1;
+  uint32_t ring_size = 256;
+  uint32_t packet_size = 64;  // frame bytes, virtio-net header excluded
+  uint64_t packets = 0;       // total over all queue pairs; 0 = run for `seconds`
+  double seconds = 0;
+  uint64_t seed = 1;
+  bool scatter = true;        // IOVA-contiguous buffers over non-adjacent guest pages
+  uint32_t mem_regions = 2;
+  bool hugetlb = false;       // back guest memory with 2 MiB hugetlb pages when available
+  uint32_t flush_batch = 256; // lazy: windows per deferred invalidation batch
+  std::vector<int> cpus;      // queue thread i is pinned to cpus[i % size]; empty: not pinned
+  int connect_timeout_ms = 10000;
+  double stall_seconds = 5;   // no progress for this long: the missing packets count as drops
+  std::atomic<bool>* stop = nullptr;
+  std::function<void(double)> progress;
+};
+
+struct QueueResult {
+  uint32_t queue_pair = 0;
+  uint64_t tx_packets = 0;
+  uint64_t rx_packets = 0;       // received and verified byte for byte
+  uint64_t rx_bytes = 0;         // frame bytes of verified packets
+  uint64_t verify_errors = 0;    // wrong length, unattributable frame or a wrong byte
+  uint64_t sequence_errors = 0;  // duplicated or reordered frames
+  uint64_t drops = 0;            // sent, never received
+  uint64_t maps = 0, unmaps = 0; // per-buffer IOMMU operations (lazy/strict)
+  uint64_t elapsed_ns = 0;       // first post to last packet accounted
+  std::string error;             // non-empty: this queue stopped early
+};
+
+struct FrontendResult {
+  Negotiated negotiated;
+  std::vector<QueueResult> queues;
+  ViommuStats viommu;
+  uint64_t misses_received = 0, misses_unresolved = 0, backend_channel_errors = 0;
+  uint64_t setup_ns = 0;         // connect .. rings enabled
+  uint64_t traffic_ns = 0;       // threads started .. all joined
+  bool hugetlb = false;
+  std::string notes;             // fallbacks taken (hugetlb), said once
+  uint64_t rx_packets() const;
+  uint64_t verify_errors() const;
+  uint64_t drops() const;
+};
+
+// Runs one whole session. An error means the session could not be set up or the backend broke
+// the protocol; data problems (verify errors, drops) are reported in the result.
+Result<FrontendResult> RunFrontend(const FrontendConfig& config);
+
+}  // namespace vhostlab::frontend

@@ -1,0 +1,434 @@
+#include "core/frontend/net_driver.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+
+#include "core/loadgen/packet.hpp"
+
+namespace vhostlab::frontend {
+namespace {
+
+constexpr uint32_t kHdr = sizeof(virtio::NetHdr);
+constexpr uint32_t kBurst = 32;
+// IOVA layout inside one queue pair's area (see frontend.cpp for the areas themselves).
+constexpr uint64_t kRxPoolIova = 1ull << 32, kTxPoolIova = 2ull << 32;
+constexpr uint64_t kRxWindowIova = 4ull << 32, kTxWindowIova = 8ull << 32;
+
+uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t SlotBytes(const FrontendConfig& c) {
+  return std::max<uint64_t>(2048, RoundUp(kHdr + c.packet_size, 64));
+}
+// With scatter, slot i starts 32 bytes before a 2 KiB boundary: every other slot straddles a
+// 4 KiB page boundary (and one in 1024 a 2 MiB one).
+uint64_t Skew(const FrontendConfig& c) { return c.scatter ? SlotBytes(c) - 32 : 0; }
+
+}  // namespace
+
+uint64_t DriverRing::BytesFor(uint32_t num) {
+  uint64_t used_off = RoundUp(virtio::DescBytes(num) + virtio::AvailBytes(num), 4096);
+  return used_off + virtio::UsedBytes(num);
+}
+
+void DriverRing::Layout(uint8_t* host) {
+  avail_off = virtio::DescBytes(num);
+  used_off = RoundUp(avail_off + virtio::AvailBytes(num), 4096);
+  bytes = used_off + virtio::UsedBytes(num);
+  std::memset(host, 0, bytes);
+  desc = reinterpret_cast<virtio::Desc*>(host);
+  avail = reinterpret_cast<virtio::Avail*>(host + avail_off);
+  used = reinterpret_cast<virtio::Used*>(host + used_off);
+  // The driver polls: the device need not signal the call eventfd.
+  avail->flags = virtio::kAvailFNoInterrupt;
+}
+
+uint64_t Pool::PagesFor(uint64_t bytes, uint64_t page_size, bool scatter) {
+  uint64_t pages = (bytes + page_size - 1) / page_size;
+  if (!scatter) return pages;
+  // The interleaving permutation needs a power of two of at least 4 pages to leave no two
+  // IOVA-consecutive pages guest-adjacent.
+  uint64_t p = 4;
+  while (p < pages) p <<= 1;
+  return p;
+}
+
+void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64_t ps,
+                 bool scatter) {
+  page_size = ps;
+  chunk_gpa = gpa;
+  page_gpa.resize(pages);
+  page_host.resize(pages);
+  for (uint64_t j = 0; j < pages; ++j) {
+    // perm(j): even pages fill the first half, odd pages the second, so consecutive logical
+    // pages are pages/2 (or pages/2 - 1, backwards) guest pages apart.
+    uint64_t phys = scatter ? (j % 2 == 0 ? j / 2 : pages / 2 + j / 2) : j;
+    page_gpa[j] = gpa + phys * ps;
+    page_host[j] = memory.GpaToHost(page_gpa[j], ps);
+  }
+}
+
+void Pool::Write(uint64_t off, const uint8_t* src, uint32_t len) {
+  while (len) {
+    uint64_t page = off / page_size, in = off % page_size;
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
+    std::memcpy(page_host[page] + in, src, n);
+    off += n;
+    src += n;
+    len -= n;
+  }
+}
+
+void Pool::Read(uint64_t off, uint8_t* dst, uint32_t len) const {
+  while (len) {
+    uint64_t page = off / page_size, in = off % page_size;
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
+    std::memcpy(dst, page_host[page] + in, n);
+    off += n;
+    dst += n;
+    len -= n;
+  }
+}
+
+QueueDriver::QueueDriver(const FrontendConfig& config, uint32_t queue_pair, GuestMemory* memory,
+                         Viommu* viommu, uint64_t packets)
+    : config_(config), qp_(queue_pair), memory_(memory), viommu_(viommu), packets_(packets) {
+  slot_bytes_ = SlotBytes(config);
+  skew_ = Skew(config);
+  result_.queue_pair = queue_pair;
+}
+
+std::vector<uint64_t> QueueDriver::ChunkSizes(const FrontendConfig& c) {
+  uint64_t ring = DriverRing::BytesFor(c.ring_size);
+  uint64_t pool_bytes = Skew(c) + uint64_t{c.ring_size} * SlotBytes(c);
+  uint64_t pool = Pool::PagesFor(pool_bytes, c.page_size, c.scatter && c.iommu) * c.page_size;
+  return {ring, ring, pool, pool};
+}
+
+void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
+  const uint64_t ps = config_.page_size;
+  const bool scatter = config_.scatter && config_.iommu;  // without an IOMMU a buffer needs
+                                                          // contiguous guest memory
+  uint64_t ring_chunk = RoundUp(DriverRing::BytesFor(config_.ring_size), ps);
+  DriverRing* rings[2] = {&rx_, &tx_};
+  for (int i = 0; i < 2; ++i) {
+    DriverRing& r = *rings[i];
+    r.index = 2 * qp_ + i;
+    r.num = config_.ring_size;
+    r.gpa = gpas[i];
+    r.iova = iova_base + i * ring_chunk;
+    r.Layout(memory_->GpaToHost(r.gpa, DriverRing::BytesFor(r.num)));
+    r.kick.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    r.call.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  }
+  uint64_t pool_pages =
+      Pool::PagesFor(skew_ + uint64_t{config_.ring_size} * slot_bytes_, ps, scatter);
+  rx_pool_.Build(*memory_, gpas[2], pool_pages, ps, scatter);
+  tx_pool_.Build(*memory_, gpas[3], pool_pages, ps, scatter);
+  rx_pool_.static_iova = iova_base + kRxPoolIova;
+  tx_pool_.static_iova = iova_base + kTxPoolIova;
+  rx_win_base_ = iova_base + kRxWindowIova;
+  tx_win_base_ = iova_base + kTxWindowIova;
+  win_pages_ = (slot_bytes_ + ps - 1) / ps + 1;
+  // Enough windows for every slot in flight plus a full flush queue.
+  uint64_t windows = 2ull * config_.ring_size + config_.flush_batch + 16;
+  for (uint64_t w = 0; w < windows; ++w) {
+    rx_free_windows_.push_back(w);
+    tx_free_windows_.push_back(w);
+  }
+  rx_held_.assign(config_.ring_size, Window{0, 0});
+  tx_held_.assign(config_.ring_size, Window{0, 0});
+}
+
+Status QueueDriver::MapStatic() {
+  const uint64_t ps = config_.page_size;
+  const bool push = config_.mapping != Mapping::kCold;
+  for (DriverRing* r : {&rx_, &tx_}) {
+    std::vector<uint64_t> pages;
+    for (uint64_t off = 0; off < r->bytes; off += ps) pages.push_back(r->gpa + off);
+    if (Status s = viommu_->Map(r->iova, pages, protocol::kIotlbPermRw, push); !s.ok()) return s;
+  }
+  if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold) {
+    if (Status s = viommu_->Map(rx_pool_.static_iova, rx_pool_.page_gpa, protocol::kIotlbPermRw,
+                                push);
+        !s.ok())
+      return s;
+    // Transmit buffers are only read by the device: RO, like a DMA_TO_DEVICE mapping.
+    if (Status s = viommu_->Map(tx_pool_.static_iova, tx_pool_.page_gpa, protocol::kIotlbPermRo,
+                                push);
+        !s.ok())
+      return s;
+  }
+  return {};
+}
+
+Status QueueDriver::PushUsedRings() {
+  for (DriverRing* r : {&rx_, &tx_})
+    if (Status s = viommu_->Push(r->iova + r->used_off); !s.ok()) return s;
+  return {};
+}
+
+Result<uint64_t> QueueDriver::DmaMap(Pool& pool, uint64_t window_base,
+                                     std::deque<uint64_t>& free_windows, uint64_t off,
+                                     uint32_t len, uint8_t perm, Window* held) {
+  if (!config_.iommu) return pool.page_gpa[0] + off;  // identity pool: contiguous guest memory
+  if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold)
+    return pool.static_iova + off;
+  const uint64_t ps = config_.page_size;
+  if (free_windows.empty() && config_.mapping == Mapping::kLazy)
+    if (Status s = FlushLazy(); !s.ok()) return s.error();
+  if (free_windows.empty()) return Error{"IOVA windows exhausted"};
+  uint64_t w = free_windows.front();
+  free_windows.pop_front();
+  uint64_t first = off / ps, last = (off + len - 1) / ps;
+  held->iova = window_base + w * win_pages_ * ps;
+  held->pages = last - first + 1;
+  if (Status s = viommu_->Map(held->iova,
+                              std::span<const uint64_t>(pool.page_gpa.data() + first, held->pages),
+                              perm, true);
+      !s.ok())
+    return s.error();
+  ++result_.maps;
+  return held->iova + off % ps;
+}
+
+Status QueueDriver::DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows) {
+  if (!config_.iommu ||
+      (config_.mapping != Mapping::kLazy && config_.mapping != Mapping::kStrict))
+    return {};
+  ++result_.unmaps;
+  const bool strict = config_.mapping == Mapping::kStrict;
+  if (Status s = viommu_->Unmap(w.iova, w.pages, strict); !s.ok()) return s;
+  if (strict) {
+    uint64_t base = &free_windows == &rx_free_windows_ ? rx_win_base_ : tx_win_base_;
+    free_windows.push_back((w.iova - base) / (win_pages_ * config_.page_size));
+    return {};
+  }
+  flush_queue_.push_back({w, &free_windows == &rx_free_windows_});
+  if (flush_queue_.size() >= config_.flush_batch) return FlushLazy();
+  return {};
+}
+
+Status QueueDriver::FlushLazy() {
+  if (flush_queue_.empty()) return {};
+  const uint64_t ps = config_.page_size;
+  std::sort(flush_queue_.begin(), flush_queue_.end(),
+            [](const Deferred& a, const Deferred& b) { return a.w.iova < b.w.iova; });
+  // One INVALIDATE per run of adjacent freed windows. A window's pages past its mapped prefix
+  // were never mapped, so invalidating whole windows (stride win_pages_) removes nothing that
+  // is still in use, and windows handed out in FIFO order come back as long runs.
+  const uint64_t stride = win_pages_ * ps;
+  std::size_t i = 0;
+  while (i < flush_queue_.size()) {
+    uint64_t start = flush_queue_[i].w.iova;
+    uint64_t end = start + stride;
+    std::size_t j = i + 1;
+    while (j < flush_queue_.size() && flush_queue_[j].w.iova == end &&
+           flush_queue_[j].rx == flush_queue_[i].rx) {
+      end += stride;
+      ++j;
+    }
+    if (Status s = viommu_->Invalidate(start, end - start); !s.ok()) return s;
+    i = j;
+  }
+  for (const Deferred& d : flush_queue_) {
+    uint64_t base = d.rx ? rx_win_base_ : tx_win_base_;
+    (d.rx ? rx_free_windows_ : tx_free_windows_)
+        .push_back((d.w.iova - base) / (win_pages_ * ps));
+  }
+  flush_queue_.clear();
+  return {};
+}
+
+Status QueueDriver::PostRx(uint16_t slot) {
+  Result<uint64_t> addr = DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, SlotOffset(slot),
+                                 static_cast<uint32_t>(slot_bytes_), protocol::kIotlbPermRw,
+                                 &rx_held_[slot]);
+  if (!addr.ok()) return addr.error();
+  rx_.desc[slot] = virtio::Desc{*addr, static_cast<uint32_t>(slot_bytes_), virtio::kDescFWrite, 0};
+  rx_.avail->ring[rx_.avail_idx % rx_.num] = slot;
+  ++rx_.avail_idx;
+  return {};
+}
+
+Status QueueDriver::PostAllRx() {
+  for (uint32_t slot = 0; slot < config_.ring_size; ++slot)
+    if (Status s = PostRx(static_cast<uint16_t>(slot)); !s.ok()) return s;
+  __atomic_store_n(&rx_.avail->idx, rx_.avail_idx, __ATOMIC_RELEASE);
+  return {};
+}
+
+void QueueDriver::Kick(DriverRing& ring) {
+  // virtio 2.7.13: the driver reads used->flags only after its avail->idx store is visible.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (__atomic_load_n(&ring.used->flags, __ATOMIC_ACQUIRE) & virtio::kUsedFNoNotify) return;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(ring.kick.get(), &one, sizeof(one));
+}
+
+QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress) {
+  const uint32_t num = config_.ring_size, size = config_.packet_size;
+  const uint64_t seed = config_.seed;
+  const uint16_t queue = static_cast<uint16_t>(qp_);
+  const uint64_t stall_ns = static_cast<uint64_t>(config_.stall_seconds * 1e9);
+  std::vector<uint16_t> tx_free;
+  for (uint32_t i = num; i-- > 0;) tx_free.push_back(static_cast<uint16_t>(i));
+  std::vector<bool> tx_busy(num, false);
+  std::vector<uint8_t> frame(kHdr + size), got(size), want(size);
+  uint64_t tx_seq = 0, next_seq = 0;  // sent; accounted for (received or declared lost)
+  uint64_t target = packets_;         // 0 until posting stops in timed mode
+  bool posting = true;
+  const uint64_t start = NowNs();
+  const uint64_t deadline =
+      config_.seconds > 0 ? start + static_cast<uint64_t>(config_.seconds * 1e9) : 0;
+  uint64_t last_progress = start;
+  auto fail = [&](std::string why) { result_.error = std::move(why); };
+
+  while (result_.error.empty()) {
+    bool progressed = false;
+    // Transmit completions: the device has read these buffers.
+    uint16_t used_idx = __atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE);
+    while (tx_.last_used != used_idx) {
+      virtio::UsedElem e = tx_.used->ring[tx_.last_used % num];
+      ++tx_.last_used;
+      if (e.id >= num || !tx_busy[e.id]) {
+        fail("device returned transmit descriptor id " + std::to_string(e.id) +
+             " that is not in flight");
+        break;
+      }
+      tx_busy[e.id] = false;
+      if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
+      tx_free.push_back(static_cast<uint16_t>(e.id));
+      progressed = true;
+    }
+    // Receive completions: unmap first (strict: the INVALIDATE is acked before the CPU reads,
+    // as dma_unmap does), check every byte, re-post the buffer at once.
+    used_idx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
+    uint32_t reposted = 0;
+    while (result_.error.empty() && rx_.last_used != used_idx) {
+      virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
+      ++rx_.last_used;
+      progressed = true;
+      if (e.id >= num) {
+        fail("device returned receive descriptor id " + std::to_string(e.id));
+        break;
+      }
+      if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
+        fail(s.message());
+        break;
+      }
+      uint64_t seq = 0;
+      if (e.len != kHdr + size) {
+        ++result_.verify_errors;
+      } else {
+        rx_pool_.Read(SlotOffset(e.id) + kHdr, got.data(), size);
+        if (!loadgen::FrameSeq(got.data(), size, &seq) || seq >= tx_seq) {
+          ++result_.verify_errors;
+        } else if (seq < next_seq) {
+          ++result_.sequence_errors;
+        } else {
+          result_.drops += seq - next_seq;
+          next_seq = seq + 1;
+          loadgen::FillFrame(want.data(), size, seed, queue, seq);
+          if (std::memcmp(want.data(), got.data(), size) != 0) {
+            ++result_.verify_errors;
+          } else {
+            ++result_.rx_packets;
+            result_.rx_bytes += size;
+          }
+        }
+      }
+      // Poison the buffer's frame so a device that reports a length without writing is caught.
+      std::memset(got.data(), 0xA5, size);
+      rx_pool_.Write(SlotOffset(e.id) + kHdr, got.data(), size);
+      if (Status s = PostRx(static_cast<uint16_t>(e.id)); !s.ok()) {
+        fail(s.message());
+        break;
+      }
+      ++reposted;
+    }
+    if (reposted) {
+      __atomic_store_n(&rx_.avail->idx, rx_.avail_idx, __ATOMIC_RELEASE);
+      Kick(rx_);
+    }
+    if (!result_.error.empty()) break;
+
+    if (posting && (stop.load(std::memory_order_relaxed) || (deadline && NowNs() >= deadline))) {
+      posting = false;
+      target = tx_seq;
+    }
+    uint32_t posted = 0;
+    while (posting && posted < kBurst && !tx_free.empty() && tx_seq - next_seq < num &&
+           (packets_ == 0 || tx_seq < packets_)) {
+      uint16_t slot = tx_free.back();
+      tx_free.pop_back();
+      std::memset(frame.data(), 0, kHdr);
+      loadgen::FillFrame(frame.data() + kHdr, size, seed, queue, tx_seq);
+      uint64_t off = SlotOffset(slot);
+      tx_pool_.Write(off, frame.data(), kHdr + size);
+      Result<uint64_t> addr = DmaMap(tx_pool_, tx_win_base_, tx_free_windows_, off, kHdr + size,
+                                     protocol::kIotlbPermRo, &tx_held_[slot]);
+      if (!addr.ok()) {
+        fail(addr.error().message);
+        break;
+      }
+      tx_.desc[slot] = virtio::Desc{*addr, kHdr + size, 0, 0};
+      tx_.avail->ring[tx_.avail_idx % num] = slot;
+      ++tx_.avail_idx;
+      tx_busy[slot] = true;
+      ++tx_seq;
+      ++posted;
+    }
+    if (posted) {
+      __atomic_store_n(&tx_.avail->idx, tx_.avail_idx, __ATOMIC_RELEASE);
+      Kick(tx_);
+      progressed = true;
+    }
+    if (progress) progress->store(next_seq, std::memory_order_relaxed);
+    if (target && next_seq >= target) break;
+    if (progressed) {
+      last_progress = 0;
+    } else {
+      uint64_t now = NowNs();
+      if (last_progress == 0) last_progress = now;
+      if (now - last_progress > stall_ns) {
+        result_.drops += tx_seq - next_seq;
+        fail("no progress for " + std::to_string(config_.stall_seconds) + " s with " +
+             std::to_string(tx_seq - next_seq) + " packets outstanding");
+        next_seq = tx_seq;
+      }
+    }
+  }
+  result_.elapsed_ns = NowNs() - start;
+  result_.tx_packets = tx_seq;
+  if (progress) progress->store(next_seq, std::memory_order_relaxed);
+  // Bounded drain of transmit completions so lazy/strict windows are released, then the last
+  // lazy flush: the run ends with nothing mapped that the guest no longer uses.
+  const uint64_t drain_end = NowNs() + 1'000'000'000ull;
+  while (result_.error.empty() && tx_free.size() < num && NowNs() < drain_end) {
+    uint16_t used_idx = __atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE);
+    while (tx_.last_used != used_idx) {
+      virtio::UsedElem e = tx_.used->ring[tx_.last_used % num];
+      ++tx_.last_used;
+      if (e.id >= num || !tx_busy[e.id]) break;
+      tx_busy[e.id] = false;
+      if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
+      tx_free.push_back(static_cast<uint16_t>(e.id));
+    }
+  }
+  if (config_.iommu && config_.mapping == Mapping::kLazy && result_.error.empty())
+    if (Status s = FlushLazy(); !s.ok()) fail(s.message());
+  return result_;
+}
+
+}  // namespace vhostlab::frontend

@@ -1,0 +1,124 @@
+// The guest virtio-net driver side of one queue pair (receiveq = ring 2q, transmitq = 2q + 1),
+// over split rings in guest memory.
+//
+// Buffers: descriptor i of a ring always uses buffer slot i of that ring's Pool, one descriptor
+// per packet (VERSION_1 header + frame in one buffer). A Pool is a run of guest pages; its
+// logical page j lives at guest page perm(j), where perm interleaves the pages when `scatter`
+// (so IOVA-consecutive pages are never guest-adjacent) and is the identity otherwise. Slot i
+// starts at skew + i * slot_bytes; with `scatter` the skew makes every other slot straddle a
+// page boundary.
+//
+// Flow control: at most ring_size packets are in flight (sent, not yet received or declared
+// lost), and every received buffer is re-posted at once, so a correct device always finds a
+// free receive buffer: any packet that does not come back is a drop, never back-pressure.
+//
+// Verification: the frame in every used receive buffer must be exactly packet_size bytes (plus
+// the 12-byte header) and equal FillFrame(seed, queue, seq) byte for byte; seqs must arrive in
+// order (both our loopback and testpmd's io forwarding keep per-queue FIFO order). A seq gap
+// counts the skipped packets as drops; a repeated or older seq is a sequence error.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "core/base/result.hpp"
+#include "core/base/unique_fd.hpp"
+#include "core/frontend/frontend.hpp"
+#include "core/frontend/guest_memory.hpp"
+#include "core/frontend/viommu.hpp"
+#include "core/virtio/split_ring.hpp"
+
+namespace vhostlab::frontend {
+
+// One split virtqueue, driver view. Layout inside its guest chunk: desc at 0, avail after the
+// descriptor table, used at the next 4 KiB boundary (the legacy layout every backend accepts).
+struct DriverRing {
+  uint32_t index = 0;
+  uint32_t num = 0;
+  uint64_t gpa = 0;        // chunk start
+  uint64_t iova = 0;       // chunk IOVA (IOMMU on)
+  uint64_t bytes = 0;      // chunk bytes used by the ring
+  uint64_t avail_off = 0, used_off = 0;
+  virtio::Desc* desc = nullptr;
+  virtio::Avail* avail = nullptr;
+  virtio::Used* used = nullptr;
+  uint16_t avail_idx = 0;  // next avail slot (shadow of avail->idx)
+  uint16_t last_used = 0;  // next used slot to reap
+  UniqueFd kick, call;
+
+  void Layout(uint8_t* host);
+  static uint64_t BytesFor(uint32_t num);
+};
+
+struct Pool {
+  uint64_t page_size = 0;
+  uint64_t chunk_gpa = 0;
+  std::vector<uint64_t> page_gpa;   // logical page -> guest page
+  std::vector<uint8_t*> page_host;  // logical page -> our pointer
+  uint64_t static_iova = 0;         // IOVA of logical offset 0 (static and cold mappings)
+
+  static uint64_t PagesFor(uint64_t bytes, uint64_t page_size, bool scatter);
+  void Build(const GuestMemory& memory, uint64_t chunk_gpa, uint64_t pages, uint64_t page_size,
+             bool scatter);
+  void Write(uint64_t off, const uint8_t* src, uint32_t len);
+  void Read(uint64_t off, uint8_t* dst, uint32_t len) const;
+};
+
+class QueueDriver {
+ public:
+  QueueDriver(const FrontendConfig& config, uint32_t queue_pair, GuestMemory* memory,
+              Viommu* viommu, uint64_t packets);
+
+  // Chunks this queue pair needs from guest memory, in this order: rx ring, tx ring, rx pool,
+  // tx pool.
+  static std::vector<uint64_t> ChunkSizes(const FrontendConfig& config);
+  // Lays rings and pools out in the chunks; `iova_base` is this queue pair's IOVA area.
+  void Build(const std::vector<uint64_t>& chunk_gpas, uint64_t iova_base);
+  DriverRing& rx() { return rx_; }
+  DriverRing& tx() { return tx_; }
+  // Installs the guest's IOMMU mappings for rings and (static, cold) pools; pushes them as
+  // UPDATEs unless the mapping is cold.
+  Status MapStatic();
+  // Cold mapping: pushes each ring's used page unasked, as QEMU does when a device starts.
+  Status PushUsedRings();
+  // Posts every receive buffer (before the rings are enabled).
+  Status PostAllRx();
+  // The traffic loop; returns when all packets are accounted for, stop is set, or it stalls.
+  QueueResult Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress);
+
+ private:
+  struct Window {
+    uint64_t iova;
+    uint64_t pages;
+  };
+  uint64_t SlotOffset(uint32_t slot) const { return skew_ + uint64_t{slot} * slot_bytes_; }
+  // DMA address of `len` bytes at pool offset `off`: GPA (IOMMU off), static IOVA, or a fresh
+  // window (lazy, strict) that it maps and records in `held`.
+  Result<uint64_t> DmaMap(Pool& pool, uint64_t window_base, std::deque<uint64_t>& free_windows,
+                          uint64_t off, uint32_t len, uint8_t perm, Window* held);
+  Status DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows);
+  Status FlushLazy();
+  Status PostRx(uint16_t slot);
+  void Kick(DriverRing& ring);
+
+  FrontendConfig config_;
+  uint32_t qp_;
+  GuestMemory* memory_;
+  Viommu* viommu_;
+  uint64_t packets_;  // 0: until stop
+  uint64_t slot_bytes_ = 0, skew_ = 0;
+  DriverRing rx_, tx_;
+  Pool rx_pool_, tx_pool_;
+  uint64_t ring_iova_ = 0, rx_win_base_ = 0, tx_win_base_ = 0, win_pages_ = 0;
+  std::deque<uint64_t> rx_free_windows_, tx_free_windows_;
+  std::vector<Window> rx_held_, tx_held_;  // per slot: the window mapped for it
+  struct Deferred {
+    Window w;
+    bool rx;
+  };
+  std::vector<Deferred> flush_queue_;
+  QueueResult result_;
+};
+
+}  // namespace vhostlab::frontend
