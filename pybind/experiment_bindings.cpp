@@ -21,6 +21,9 @@
 #include <thread>
 
 #include "core/experiment/run.hpp"
+#if VHOSTLAB_HAVE_PROFILE
+#include "core/experiment/profile.hpp"
+#endif
 #include "pybind/bindings.hpp"
 
 namespace py = pybind11;
@@ -40,7 +43,7 @@ class RunHandle {
     config.progress = [s = state_](double p) { s->progress.store(p, std::memory_order_relaxed); };
     config.stop = &state_->stop;
     thread_ = std::thread([s = state_, config = std::move(config)]() mutable {
-      Result<RunRecord> r = experiment::RunExperiment(config);
+      vhostlab::Result<RunRecord> r = experiment::RunExperiment(config);
       std::lock_guard<std::mutex> lock(s->mu);
       s->result.emplace(std::move(r));
       s->cv.notify_all();
@@ -68,7 +71,7 @@ class RunHandle {
     std::lock_guard<std::mutex> lock(state_->mu);
     return state_->result.has_value();
   }
-  RunRecord Result() {
+  RunRecord Record() {
     {
       py::gil_scoped_release release;
       if (thread_.joinable()) thread_.join();
@@ -110,7 +113,20 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("packet_size", &RunConfig::packet_size, "frame bytes (virtio-net header excluded)")
       .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
       .def_readwrite("seed", &RunConfig::seed)
-      .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set");
+      .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set")
+#if VHOSTLAB_HAVE_RUN_EXPERIMENT
+      // Front-end knobs that arrived with core/experiment/run.cpp.
+      .def_readwrite("scatter", &RunConfig::scatter,
+                     "auto | on | off: IOVA-contiguous buffers over non-adjacent guest pages")
+      .def_readwrite("mem_regions", &RunConfig::mem_regions, "guest memory regions")
+      .def_readwrite("hugepages", &RunConfig::hugepages, "guest memory on 2 MiB hugetlb pages")
+      .def_readwrite("flush_batch", &RunConfig::flush_batch,
+                     "lazy mapping: windows per deferred invalidation batch")
+      .def_readwrite("cpus", &RunConfig::cpus, "front-end queue threads' CPUs; empty = automatic")
+      .def_readwrite("timeout_seconds", &RunConfig::timeout_seconds, "whole-run bound")
+      .def_readwrite("dpdk_testpmd", &RunConfig::dpdk_testpmd, "backend dpdk: the binary")
+#endif
+      ;
 
   py::class_<Metric>(m, "Metric", "One row of a run's tidy result (queue -1 = the whole run).")
       .def_readonly("queue", &Metric::queue)
@@ -127,6 +143,7 @@ void RegisterExperiment(py::module_& m) {
       .def_readonly("config", &RunRecord::config)
       .def_readonly("context", &RunRecord::context, "machine, compiler, git sha, build type, ...")
       .def_readonly("metrics", &RunRecord::metrics)
+      .def_readonly("notes", &RunRecord::notes, "fallbacks taken, queues that stopped early, ...")
       .def_readonly_static("SCHEMA_VERSION", &RunRecord::kSchemaVersion)
       .def("get", &RunRecord::Get, py::arg("name"), py::arg("queue") = -1,
            "A metric's value (queue -1 = whole run); NaN when absent.")
@@ -142,10 +159,32 @@ void RegisterExperiment(py::module_& m) {
       .def("request_stop", &RunHandle::RequestStop,
            "Asks the run to stop early (RunConfig.stop); its record stays valid.")
       .def_property_readonly("stop_requested", &RunHandle::StopRequested)
-      .def("result", &RunHandle::Result,
+      .def("result", &RunHandle::Record,
            "Joins the run and returns its RunRecord; RuntimeError with the reason if it failed.");
 #else
   m.attr("HAVE_RUN_EXPERIMENT") = false;
+#endif
+
+#if VHOSTLAB_HAVE_PROFILE
+  m.attr("HAVE_PROFILES") = true;
+  m.def("load_profile",
+        [](const std::string& name_or_path) {
+          auto p = experiment::LoadProfile(name_or_path);
+          if (!p) throw py::value_error(p.error().message);
+          py::dict d;
+          d["name"] = p->name;
+          d["description"] = p->description;
+          d["path"] = p->path;
+          d["runs"] = p->runs;
+          return d;
+        },
+        py::arg("name_or_path"),
+        "Loads a workload profile (a path, or a name looked up as profiles/<name>.toml) the way "
+        "`vhostlab run --profile` does: dict with name, description, path and runs (one "
+        "RunConfig per point of its [sweep]). ValueError naming file, line and key on a bad "
+        "profile.");
+#else
+  m.attr("HAVE_PROFILES") = false;
 #endif
 }
 

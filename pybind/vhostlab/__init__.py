@@ -14,6 +14,7 @@ A thin Python layer over the C++ library (the private ``vhostlab._core`` extensi
 - Experiments: ``run(backend="self", iotlb="radix", packets=...)`` or
   ``run(profile="profiles/default.toml")``, ``compare(designs=[...])``, both returning tidy
   DataFrames (design, profile, backend, queue, side, metric, value, unit, available, note).
+- Translate-only measurements with counters per translation: ``measure_translate(...)``.
 - Saved results: ``load_results(path)`` for run records (``vhostlab run --json``) and Google
   Benchmark JSON (results/bench/*.json).
 
@@ -25,9 +26,12 @@ Import it from the build tree without installing::
 from . import _core
 from ._core import Iotlb, Translation, designs
 from ._counters import Counters, counters, probe_counters
-from ._experiment import RunInterrupted, compare, run, run_config, have_run_experiment
+from ._experiment import (RunInterrupted, compare, config_fields, have_run_experiment,
+                          load_profile, ratio_to_baseline, run, run_config, run_configs)
+from ._microbench import measure_translate
 from ._results import RUN_COLUMNS, load_results, record_to_frame
 from ._topology import topology
+from . import plots
 
 __version__ = _core.__version__
 
@@ -38,13 +42,19 @@ __all__ = [
     "RunInterrupted",
     "Translation",
     "compare",
+    "config_fields",
     "counters",
     "designs",
     "have_run_experiment",
+    "load_profile",
     "load_results",
+    "measure_translate",
+    "plots",
     "probe_counters",
+    "ratio_to_baseline",
     "record_to_frame",
     "run",
     "run_config",
+    "run_configs",
     "topology",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +29,8 @@ except ImportError:  # tqdm is optional at runtime; without it runs simply show 
 _CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
                   "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "seed",
                   "counters"]
+_FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "cpus",
+                    "timeout_seconds", "dpdk_testpmd"]
 
 
 class RunInterrupted(UserWarning):
@@ -50,54 +51,30 @@ def _parse_size(v: Any) -> int:
     return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2)]
 
 
-def _flatten_profile(doc: dict, prefix: str = "") -> dict:
-    """Profile keys may sit at the top level or in tables ([run], [workload], ...)."""
-    out = {}
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            out.update(_flatten_profile(v, prefix))
-        else:
-            out[k] = v
-    return out
+def config_fields() -> list[str]:
+    """The RunConfig settings this build knows (the `vhostlab run` options)."""
+    return [f for f in _CONFIG_FIELDS + _FRONTEND_FIELDS if hasattr(_core.RunConfig, f)]
 
 
-def load_profile(path: str | os.PathLike) -> dict:
-    """Reads a profile TOML into RunConfig keyword arguments (unknown keys warn, not fail)."""
-    p = Path(path)
-    with open(p, "rb") as f:
-        doc = _flatten_profile(tomllib.load(f))
-    kwargs: dict[str, Any] = {"profile": str(doc.pop("name", p.stem))}
-    for k, v in doc.items():
-        key = k.replace("-", "_")
-        if key == "design":
-            key = "iotlb"
-        if key in _CONFIG_FIELDS:
-            kwargs[key] = v
-        elif key not in ("description",):
-            warnings.warn(f"{p}: key '{k}' is not a run setting the Python package knows; ignored")
-    return kwargs
+def load_profile(name_or_path: str | os.PathLike) -> dict:
+    """Loads a workload profile exactly as ``vhostlab run --profile`` does (the C++ loader):
+    a path, or a name looked up as profiles/<name>.toml. Returns a dict with name,
+    description, path and runs (one RunConfig per point of the profile's [sweep])."""
+    if not getattr(_core, "HAVE_PROFILES", False):
+        raise RuntimeError("this vhostlab build has no profile loader "
+                           "(core/experiment/profile.cpp was not built into vhostlab_core)")
+    return _core.load_profile(str(name_or_path))
 
 
-def run_config(profile: str | os.PathLike | None = None, **kwargs: Any) -> "_core.RunConfig":
-    """Builds a RunConfig from a profile file and/or keyword arguments (kwargs win).
-
-    Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
-    mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
-    seconds, queue_pairs, ring_size, packet_size, mode ("loopback" | "sink"), seed, counters
-    (event names). An unknown keyword is a TypeError.
-    """
-    values: dict[str, Any] = {}
-    if profile is not None:
-        values.update(load_profile(profile))
-    unknown = sorted(set(kwargs) - set(_CONFIG_FIELDS))
+def _apply(cfg: "_core.RunConfig", values: dict) -> "_core.RunConfig":
+    known = config_fields()
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise TypeError(f"unknown run setting(s) {unknown}; valid: {_CONFIG_FIELDS}")
-    values.update(kwargs)
-    cfg = _core.RunConfig()
+        raise TypeError(f"unknown run setting(s) {unknown}; valid: {known}")
     for k, v in values.items():
         if k == "page_size":
             v = _parse_size(v)
-        elif k == "counters":
+        elif k in ("counters", "cpus"):
             v = list(v)
         elif k == "iotlb" and v not in _core.designs():
             raise ValueError(f"unknown IOTLB design {v!r}; designs: {_core.designs()}")
@@ -105,8 +82,29 @@ def run_config(profile: str | os.PathLike | None = None, **kwargs: Any) -> "_cor
     return cfg
 
 
+def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list:
+    """RunConfigs from a profile (one per sweep point) and/or keyword arguments (kwargs win).
+
+    Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
+    mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
+    seconds, queue_pairs, ring_size, packet_size, mode, seed, counters (event names), and the
+    front-end knobs scatter, mem_regions, hugepages, flush_batch, cpus, timeout_seconds,
+    dpdk_testpmd. An unknown keyword is a TypeError, an unknown design a ValueError.
+    """
+    bases = load_profile(profile)["runs"] if profile is not None else [_core.RunConfig()]
+    return [_apply(base, dict(kwargs)) for base in bases]
+
+
+def run_config(profile: str | os.PathLike | None = None, **kwargs: Any) -> "_core.RunConfig":
+    """One RunConfig (see run_configs); a profile with a [sweep] is a ValueError here."""
+    configs = run_configs(profile, **kwargs)
+    if len(configs) != 1:
+        raise ValueError(f"profile {profile} expands to {len(configs)} runs; use run_configs()")
+    return configs[0]
+
+
 def _config_dict(cfg: "_core.RunConfig") -> dict:
-    return {k: getattr(cfg, k) for k in _CONFIG_FIELDS}
+    return {k: getattr(cfg, k) for k in config_fields()}
 
 
 def _record_dict(rec: "_core.RunRecord") -> dict:
@@ -114,7 +112,7 @@ def _record_dict(rec: "_core.RunRecord") -> dict:
                 "value": m.value if m.available else None, "unit": m.unit,
                 "available": m.available, "note": m.note} for m in rec.metrics]
     return {"schema_version": _core.RunRecord.SCHEMA_VERSION, "config": _config_dict(rec.config),
-            "context": dict(rec.context), "metrics": metrics}
+            "context": dict(rec.context), "notes": list(rec.notes), "metrics": metrics}
 
 
 def _label(cfg: "_core.RunConfig") -> str:
@@ -150,6 +148,7 @@ def _execute(cfg: "_core.RunConfig", progress: bool) -> tuple[pd.DataFrame, bool
     df = record_to_frame(_record_dict(record))
     df.attrs["context"] = dict(record.context)
     df.attrs["config"] = _config_dict(record.config)
+    df.attrs["notes"] = list(record.notes)
     df.attrs["json"] = record.to_json()
     df.attrs["interrupted"] = interrupted
     if interrupted:
@@ -163,13 +162,39 @@ def run(profile: str | os.PathLike | None = None, *, progress: bool = True,
     """Runs one experiment (front-end + backend) and returns its tidy DataFrame.
 
     ``vhostlab.run(backend="self", iotlb="radix", mapping="static", packets=100_000)`` or
-    ``vhostlab.run(profile="profiles/default.toml", packets=1000)``. Columns: design, profile,
-    backend, queue (-1 = whole run), side, metric, value, unit, available, note (+ mapping,
-    iommu, page_size, source). ``df.attrs`` holds the record's context, config and JSON.
-    Counters that this machine cannot read are rows with available=False and NaN.
+    ``vhostlab.run(profile="profiles/default.toml", packets=1000)`` (a profile with a [sweep]
+    runs every point, concatenated). Columns: design, profile, backend, queue (-1 = whole run),
+    side, metric, value, unit, available, note (+ mapping, iommu, page_size, source).
+    ``df.attrs`` holds the record's context, config, notes and JSON. Counters this machine
+    cannot read are rows with available=False and value NaN, never 0.
     """
-    df, _ = _execute(run_config(profile, **kwargs), progress)
-    return df
+    configs = run_configs(profile, **kwargs)
+    return _run_all(configs, progress, desc="runs")
+
+
+def _run_all(configs: list, progress: bool, desc: str) -> pd.DataFrame:
+    if len(configs) == 1:
+        df, _ = _execute(configs[0], progress)
+        return df
+    frames = []
+    outer = tqdm(configs, desc=desc, unit="run", disable=not progress) \
+        if tqdm is not None else configs
+    interrupted = False
+    try:
+        for cfg in outer:
+            df, interrupted = _execute(cfg, progress)
+            frames.append(df)
+            if interrupted:
+                break
+    finally:
+        if hasattr(outer, "close"):
+            outer.close()
+    out = pd.concat(frames, ignore_index=True) if frames else \
+        pd.DataFrame(columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
+    out.attrs["interrupted"] = interrupted
+    out.attrs["runs"] = len(frames)
+    out.attrs["records"] = [f.attrs.get("json", "") for f in frames]
+    return out
 
 
 def compare(designs: Sequence[str] | None = None, *, iommu_off: bool = True,
@@ -185,25 +210,10 @@ def compare(designs: Sequence[str] | None = None, *, iommu_off: bool = True,
     names = list(designs) if designs is not None else list(_core.designs())
     configs = []
     if iommu_off:
-        configs.append(run_config(profile, **{**kwargs, "iommu": False}))
+        configs += run_configs(profile, **{**kwargs, "iommu": False})
     for d in names:
-        configs.append(run_config(profile, **{**kwargs, "iotlb": d, "iommu": True}))
-    frames = []
-    outer = tqdm(configs, desc="compare", unit="run", disable=not progress) \
-        if tqdm is not None else configs
-    interrupted = False
-    for cfg in outer:
-        df, interrupted = _execute(cfg, progress)
-        frames.append(df)
-        if interrupted:
-            break
-    if hasattr(outer, "close"):
-        outer.close()
-    out = pd.concat(frames, ignore_index=True) if frames else \
-        pd.DataFrame(columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
-    out.attrs["interrupted"] = interrupted
-    out.attrs["runs"] = len(frames)
-    return out
+        configs += run_configs(profile, **{**kwargs, "iotlb": d, "iommu": True})
+    return _run_all(configs, progress, desc="compare")
 
 
 def ratio_to_baseline(df: pd.DataFrame, metric: str, baseline: str = "off",

@@ -1,0 +1,76 @@
+"""Plot helpers for the notebooks (matplotlib): they take the package's tidy DataFrames.
+
+Unavailable values are drawn as what they are: a hatched empty bar labelled "unavailable",
+never a bar of height 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # imported lazily: the package itself does not need it
+    return plt
+
+
+def bar_by_design(df: pd.DataFrame, metric: str, queue: int = -1, ax=None, title: str | None = None):
+    """One bar per design for ``metric`` (whole-run rows of a run/compare frame, or rows of a
+    measure_translate frame). Unavailable values get an empty hatched bar and a label."""
+    plt = _plt()
+    rows = df[df["metric"] == metric]
+    if "queue" in rows:
+        rows = rows[rows["queue"] == queue]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    designs = list(dict.fromkeys(rows["design"]))
+    values = [rows[rows["design"] == d]["value"].median() for d in designs]
+    avail = [bool(rows[rows["design"] == d]["available"].all()) for d in designs]
+    finite = [v for v, a in zip(values, avail) if a and not math.isnan(v)]
+    top = max(finite) if finite else 1.0
+    for i, (v, a) in enumerate(zip(values, avail)):
+        if a and not math.isnan(v):
+            ax.bar(i, v, color="C0")
+        else:
+            ax.bar(i, top, fill=False, hatch="//", edgecolor="grey")
+            ax.text(i, top / 2, "unavailable", ha="center", va="center", rotation=90, color="grey")
+    ax.set_xticks(range(len(designs)))
+    ax.set_xticklabels(designs, rotation=30, ha="right")
+    unit = rows["unit"].iloc[0] if len(rows) else ""
+    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    ax.set_title(title or metric)
+    return ax
+
+
+def line_vs_entries(df: pd.DataFrame, metric: str = "ns/translation", ax=None, logy: bool = False):
+    """``metric`` against table size, one line per design (a measure_translate frame or a
+    Google Benchmark frame from load_results, whose 'entries' column it uses)."""
+    plt = _plt()
+    rows = df[(df["metric"] == metric)].dropna(subset=["value"])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for design, g in rows.groupby("design", sort=False):
+        g = g.groupby("entries")["value"].median()
+        ax.plot(g.index, g.values, marker="o", label=design)
+    ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("entries")
+    unit = rows["unit"].iloc[0] if len(rows) else ""
+    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def counters_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A wide view (events x designs) for display; unavailable cells read 'unavailable'."""
+    shown = df.copy()
+    shown["shown"] = [f"{v:.4g}" if a else "unavailable" for v, a in zip(shown["value"], shown["available"])]
+    index = ["metric"]
+    if "entries" in shown and shown["entries"].nunique() > 1:
+        index.append("entries")
+    return shown.pivot_table(index=index, columns="design", values="shown", aggfunc="first",
+                             sort=False)
