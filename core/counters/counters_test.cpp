@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/counters/run_counters.hpp"
 #include "core/counters/tsc.hpp"
 
 namespace vhostlab::counters {
@@ -280,6 +281,77 @@ TEST(TscClock, CalibratedAndConsistentWithSleep) {
   EXPECT_GE(clock.ToNanoseconds(t1 - t0), 19e6);
   EXPECT_LT(clock.ToNanoseconds(t1 - t0), 2e9);
   EXPECT_NE(clock.Describe().find("GHz"), std::string::npos);
+}
+
+const CounterRow* FindRow(const std::vector<CounterRow>& rows, const std::string& side, int queue,
+                          const std::string& name) {
+  for (const CounterRow& r : rows) {
+    if (r.side == side && r.queue == queue && r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+TEST(RunCounters, RowsPerQueuePerPacketAndPerTranslation) {
+  Worker backend_q0(10e6), backend_q1(10e6), frontend_q0(5e6);
+  auto rc = RunCounters::Create({"task-clock", "cycles", "tsc"});
+  ASSERT_TRUE(rc.ok()) << rc.error().message;
+  ASSERT_TRUE(rc->Attach(backend_q0.tid, "backend", 0).ok());
+  ASSERT_TRUE(rc->Attach(backend_q1.tid, "backend", 1).ok());
+  ASSERT_TRUE(rc->Attach(frontend_q0.tid, "frontend", 0).ok());
+  EXPECT_FALSE(rc->Attach(0x3fffffff, "backend", 2).ok());
+  EXPECT_EQ(rc->threads(), 3u);
+  ASSERT_TRUE(rc->Start().ok());
+  backend_q0.RunToEnd();
+  backend_q1.RunToEnd();
+  frontend_q0.RunToEnd();
+  ASSERT_TRUE(rc->Stop().ok());
+
+  RunCounters::WorkMap work;
+  work[{"backend", 0}] = {1000, 3000};
+  work[{"backend", 1}] = {500, 1500};
+  work[{"frontend", 0}] = {1500, 0};
+  auto rows = rc->Rows(work);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+
+  const CounterRow* q0 = FindRow(*rows, "backend", 0, "task-clock");
+  const CounterRow* q0_pkt = FindRow(*rows, "backend", 0, "task-clock/packet");
+  const CounterRow* q0_tr = FindRow(*rows, "backend", 0, "task-clock/translation");
+  ASSERT_TRUE(q0 && q0_pkt && q0_tr);
+  EXPECT_GE(q0->value, 9e6);
+  EXPECT_DOUBLE_EQ(q0_pkt->value, q0->value / 1000);
+  EXPECT_DOUBLE_EQ(q0_tr->value, q0->value / 3000);
+  EXPECT_EQ(q0_pkt->unit, "ns/packet");
+  EXPECT_EQ(q0_tr->unit, "ns/translation");
+
+  // Side totals: sum over queues, divided by the summed work.
+  const CounterRow* q1 = FindRow(*rows, "backend", 1, "task-clock");
+  const CounterRow* total = FindRow(*rows, "backend", -1, "task-clock");
+  const CounterRow* total_pkt = FindRow(*rows, "backend", -1, "task-clock/packet");
+  ASSERT_TRUE(q1 && total && total_pkt);
+  EXPECT_DOUBLE_EQ(total->value, q0->value + q1->value);
+  EXPECT_DOUBLE_EQ(total_pkt->value, total->value / 1500);
+
+  // No translations on the front-end: no per-translation row rather than a division by zero.
+  EXPECT_NE(FindRow(*rows, "frontend", 0, "task-clock/packet"), nullptr);
+  EXPECT_EQ(FindRow(*rows, "frontend", 0, "task-clock/translation"), nullptr);
+
+  // Unavailable stays unavailable in every derived row.
+  for (const CounterRow& r : *rows) {
+    if (r.name.rfind("cycles", 0) != 0) continue;
+    if (!r.available) {
+      EXPECT_TRUE(std::isnan(r.value)) << r.name;
+      EXPECT_FALSE(r.note.empty()) << r.name;
+    }
+    if (!HaveHardwarePmu()) {
+      EXPECT_FALSE(r.available) << r.name;
+    }
+  }
+}
+
+TEST(RunCounters, UnknownEventIsAnError) {
+  auto rc = RunCounters::Create({"cycles", "definitely-not-an-event"});
+  ASSERT_FALSE(rc.ok());
+  EXPECT_NE(rc.error().message.find("definitely-not-an-event"), std::string::npos);
 }
 
 }  // namespace
