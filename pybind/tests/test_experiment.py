@@ -1,0 +1,92 @@
+"""Experiment runs from Python: configs, a small real run (front-end + backend in process, over
+a real Unix socket), comparison, and Ctrl-C handling. Runs are kept tiny (a few thousand
+packets) and bounded by timeout_seconds."""
+
+import json
+import math
+import os
+import signal
+import threading
+import warnings
+
+import pytest
+
+import vhostlab
+
+needs_runner = pytest.mark.skipif(not vhostlab.have_run_experiment(),
+                                  reason="this build has no core/experiment/run.cpp")
+
+
+def test_run_config_from_keywords():
+    cfg = vhostlab.run_config(iotlb="radix", mapping="lazy", page_size="2m", packets=10)
+    assert (cfg.iotlb, cfg.mapping, cfg.page_size, cfg.packets) == ("radix", "lazy", 2 << 20, 10)
+
+
+def test_unknown_setting_and_design_are_errors():
+    with pytest.raises(TypeError, match="packetz"):
+        vhostlab.run_config(packetz=1)
+    with pytest.raises(ValueError, match="nope"):
+        vhostlab.run_config(iotlb="nope")
+    with pytest.raises(ValueError):
+        vhostlab.run_config(page_size="huge")
+
+
+@pytest.mark.skipif(not getattr(vhostlab._core, "HAVE_PROFILES", False), reason="no profile loader")
+def test_profile_loading_and_errors(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text('name = "tiny"\n[workload]\npackets = 123\nmapping = "strict"\n')
+    cfg = vhostlab.run_config(p, iotlb="radix")
+    assert (cfg.profile, cfg.packets, cfg.mapping, cfg.iotlb) == ("tiny", 123, "strict", "radix")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[workload]\npackats = 1\n')
+    with pytest.raises(ValueError, match="packats"):
+        vhostlab.run_config(bad)
+
+
+@needs_runner
+def test_small_run_is_a_tidy_frame():
+    df = vhostlab.run(iotlb="radix", packets=3000, progress=False, timeout_seconds=60)
+    assert list(df.columns[:10]) == vhostlab.RUN_COLUMNS
+    assert set(df["design"]) == {"radix"}
+    whole = df[df["queue"] == -1].set_index(["side", "metric"])["value"]
+    assert whole[("frontend", "packets")] == 3000
+    assert (df[df["metric"] == "drops"]["value"] == 0).all()
+    assert (df[df["metric"] == "verify_errors"]["value"] == 0).all()
+    # Never a fake 0: every unavailable row is NaN with a note.
+    unavailable = df[~df["available"]]
+    assert unavailable["value"].isna().all() and (unavailable["note"] != "").all()
+    record = json.loads(df.attrs["json"])
+    assert record["schema_version"] == 1 and record["config"]["iotlb"] == "radix"
+
+
+@needs_runner
+def test_compare_two_designs_with_baseline():
+    df = vhostlab.compare(["reference", "radix"], packets=2000, progress=False, timeout_seconds=60)
+    assert list(dict.fromkeys(df["design"])) == ["off", "reference", "radix"]
+    assert df.attrs["runs"] == 3 and not df.attrs["interrupted"]
+    ratio = vhostlab.ratio_to_baseline(df, "packets")
+    assert (ratio["ratio"] == 1.0).all()
+
+
+@needs_runner
+def test_ctrl_c_stops_the_run_cleanly():
+    """SIGINT during a long run: the run stops early, a valid record comes back with a
+    RunInterrupted warning, and no run thread is left behind."""
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    threads_before = threading.active_count()
+    timer.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = vhostlab.run(iotlb="reference", seconds=30, progress=False, timeout_seconds=60)
+    timer.join()
+    assert df.attrs["interrupted"]
+    assert any(issubclass(w.category, vhostlab.RunInterrupted) for w in caught)
+    seconds = df[(df["metric"] == "seconds") & (df["queue"] == -1)]["value"].iloc[0]
+    assert seconds < 20
+    assert threading.active_count() == threads_before
+
+
+@pytest.mark.skipif(vhostlab.have_run_experiment(), reason="the runner is built")
+def test_without_runner_run_says_why():
+    with pytest.raises(RuntimeError, match="run.cpp"):
+        vhostlab.run(packets=10)

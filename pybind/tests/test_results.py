@@ -1,0 +1,92 @@
+"""load_results: run-record JSON (RunRecord::ToJson schema) and Google Benchmark JSON."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import vhostlab
+from vhostlab._results import BENCH_COLUMNS
+
+REPO = Path(__file__).resolve().parents[2]
+
+RECORD = {
+    "schema_version": 1,
+    "config": {"profile": "adhoc", "backend": "self", "iotlb": "radix", "iommu": True,
+               "mapping": "static", "page_size": 4096, "packets": 1000},
+    "context": {"cpu": "test"},
+    "notes": [],
+    "metrics": [
+        {"queue": -1, "side": "frontend", "name": "mpps", "value": 1.5, "unit": "Mpps",
+         "available": True, "note": ""},
+        {"queue": 0, "side": "backend", "name": "cycles/packet", "value": None, "unit": "count/packet",
+         "available": False, "note": "unavailable: no PMU"},
+    ],
+}
+
+BENCH = {
+    "context": {"host_name": "x", "library_build_type": "debug"},
+    "benchmarks": [
+        {"name": "BM_Translate/radix/inline/2048/random/4k", "run_name": "BM_Translate/radix/inline/2048/random/4k",
+         "run_type": "iteration", "iterations": 1000, "real_time": 3.5, "cpu_time": 3.4,
+         "time_unit": "ns", "bytes_per_entry": 40.0},
+        {"name": "BM_Insert/list/256", "run_name": "BM_Insert/list/256", "run_type": "iteration",
+         "iterations": 10, "real_time": 100.0, "cpu_time": 99.0, "time_unit": "ns"},
+    ],
+}
+
+
+def test_run_record(tmp_path):
+    p = tmp_path / "run.json"
+    p.write_text(json.dumps(RECORD))
+    df = vhostlab.load_results(p)
+    assert list(df.columns[:10]) == vhostlab.RUN_COLUMNS
+    assert len(df) == 2
+    mpps = df[df["metric"] == "mpps"].iloc[0]
+    assert (mpps["design"], mpps["value"], mpps["queue"]) == ("radix", 1.5, -1)
+    cyc = df[df["metric"] == "cycles/packet"].iloc[0]
+    assert not cyc["available"] and math.isnan(cyc["value"])
+
+
+def test_iommu_off_and_foreign_backends_get_their_own_design_label(tmp_path):
+    off = {**RECORD, "config": {**RECORD["config"], "iommu": False}}
+    dpdk = {**RECORD, "config": {**RECORD["config"], "backend": "dpdk"}}
+    (tmp_path / "a.json").write_text(json.dumps([off, dpdk]))
+    df = vhostlab.load_results(tmp_path)
+    assert set(df["design"]) == {"off", "dpdk"}
+
+
+def test_google_benchmark_json(tmp_path):
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps(BENCH))
+    df = vhostlab.load_results(p)
+    assert list(df.columns) == BENCH_COLUMNS
+    tr = df[(df["family"] == "BM_Translate") & (df["metric"] == "real_time")].iloc[0]
+    assert (tr["design"], tr["dispatch"], tr["entries"], tr["pattern"], tr["page"]) == \
+        ("radix", "inline", 2048, "random", "4k")
+    assert tr["value"] == 3.5 and tr["unit"] == "ns"
+    assert "bytes_per_entry" in set(df["metric"])
+    assert df.attrs["context"]["library_build_type"] == "debug"
+
+
+def test_mixed_directory_and_garbage_are_errors(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(RECORD))
+    (tmp_path / "b.json").write_text(json.dumps(BENCH))
+    with pytest.raises(ValueError, match="separately"):
+        vhostlab.load_results(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ValueError, match="neither"):
+        vhostlab.load_results(bad)
+    with pytest.raises(FileNotFoundError):
+        vhostlab.load_results(tmp_path / "empty-dir-that-is-missing")
+
+
+@pytest.mark.skipif(not list((REPO / "results" / "bench").glob("*.json")),
+                    reason="no committed results/bench/*.json yet")
+def test_committed_bench_results_load():
+    df = vhostlab.load_results(REPO / "results" / "bench")
+    assert len(df) > 0
+    assert df["value"].notna().any()
