@@ -71,7 +71,13 @@ std::map<std::string, std::string> MachineContext() {
     c["machine"] = u.machine;
     c["hostname"] = u.nodename;
   }
+#if defined(__clang__)
+  c["compiler"] = std::string("clang ") + __VERSION__;
+#elif defined(__GNUC__)
+  c["compiler"] = std::string("gcc ") + __VERSION__;
+#else
   c["compiler"] = __VERSION__;
+#endif
 #ifdef VHOSTLAB_BUILD_TYPE
   c["build_type"] = VHOSTLAB_BUILD_TYPE;
 #endif

@@ -15,6 +15,7 @@ namespace {
 
 constexpr uint32_t kHdr = sizeof(virtio::NetHdr);
 constexpr uint32_t kBurst = 32;
+constexpr uint64_t kLossNs = 200'000'000;
 // IOVA layout inside one queue pair's area (see frontend.cpp for the areas themselves).
 constexpr uint64_t kRxPoolIova = 1ull << 32, kTxPoolIova = 2ull << 32;
 constexpr uint64_t kRxWindowIova = 4ull << 32, kTxWindowIova = 8ull << 32;
@@ -139,7 +140,10 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
   tx_pool_.static_iova = iova_base + kTxPoolIova;
   rx_win_base_ = iova_base + kRxWindowIova;
   tx_win_base_ = iova_base + kTxWindowIova;
-  win_pages_ = (slot_bytes_ + ps - 1) / ps + 1;
+  // A buffer spans at most ceil(slot / page) + 1 pages; one more, never mapped, is a guard so
+  // no INVALIDATE range ever ends exactly where a live window starts (DPDK 22.11's
+  // cache_remove also drops an entry that starts right at iova + size).
+  win_pages_ = (slot_bytes_ + ps - 1) / ps + 2;
   // Enough windows for every slot in flight plus a full flush queue.
   uint64_t windows = 2ull * config_.ring_size + config_.flush_batch + 16;
   for (uint64_t w = 0; w < windows; ++w) {
@@ -224,18 +228,18 @@ Status QueueDriver::FlushLazy() {
   const uint64_t ps = config_.page_size;
   std::sort(flush_queue_.begin(), flush_queue_.end(),
             [](const Deferred& a, const Deferred& b) { return a.w.iova < b.w.iova; });
-  // One INVALIDATE per run of adjacent freed windows. A window's pages past its mapped prefix
-  // were never mapped, so invalidating whole windows (stride win_pages_) removes nothing that
-  // is still in use, and windows handed out in FIFO order come back as long runs.
+  // One INVALIDATE per run of adjacent freed windows, from the first window's start to the
+  // last one's mapped end: the unmapped tails and guard pages in between hold nothing, so the
+  // range covers no live window, and windows handed out in FIFO order come back as long runs.
   const uint64_t stride = win_pages_ * ps;
   std::size_t i = 0;
   while (i < flush_queue_.size()) {
     uint64_t start = flush_queue_[i].w.iova;
-    uint64_t end = start + stride;
+    uint64_t end = start + flush_queue_[i].w.pages * ps;
     std::size_t j = i + 1;
-    while (j < flush_queue_.size() && flush_queue_[j].w.iova == end &&
+    while (j < flush_queue_.size() && flush_queue_[j].w.iova == flush_queue_[j - 1].w.iova + stride &&
            flush_queue_[j].rx == flush_queue_[i].rx) {
-      end += stride;
+      end = flush_queue_[j].w.iova + flush_queue_[j].w.pages * ps;
       ++j;
     }
     if (Status s = viommu_->Invalidate(start, end - start); !s.ok()) return s;
@@ -401,6 +405,15 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
     } else {
       uint64_t now = NowNs();
       if (last_progress == 0) last_progress = now;
+      // The device has consumed every transmitted packet, yet some never came back and nothing
+      // moved for kLossNs: it dropped them (DPDK drops a packet whose buffer misses in its
+      // IOTLB). Count them and go on, so drops cannot shrink the in-flight window to nothing.
+      if (tx_seq != next_seq && tx_free.size() == num && now - last_progress > kLossNs) {
+        result_.drops += tx_seq - next_seq;
+        next_seq = tx_seq;
+        last_progress = 0;
+        continue;
+      }
       if (now - last_progress > stall_ns) {
         result_.drops += tx_seq - next_seq;
         fail("no progress for " + std::to_string(config_.stall_seconds) + " s with " +

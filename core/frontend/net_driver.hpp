@@ -15,7 +15,9 @@
 // Verification: the frame in every used receive buffer must be exactly packet_size bytes (plus
 // the 12-byte header) and equal FillFrame(seed, queue, seq) byte for byte; seqs must arrive in
 // order (both our loopback and testpmd's io forwarding keep per-queue FIFO order). A seq gap
-// counts the skipped packets as drops; a repeated or older seq is a sequence error.
+// counts the skipped packets as drops; a repeated or older seq is a sequence error. When the
+// device has completed every transmit buffer but packets stay missing for 200 ms, they are
+// counted as drops and traffic goes on; no progress at all for stall_seconds ends the queue.
 #pragma once
 
 #include <cstdint>
