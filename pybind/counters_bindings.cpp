@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/base/log.hpp"
 #include "core/counters/counters.hpp"
 #include "core/counters/tsc.hpp"
 #include "pybind/bindings.hpp"
@@ -114,6 +115,16 @@ void RegisterCounters(py::module_& m) {
         "/proc/sys/kernel/perf_event_paranoid (-100 when unreadable).");
   m.def("gettid", [] { return static_cast<int>(syscall(SYS_gettid)); },
         "The kernel thread id of the calling thread.");
+  m.def("set_log_level",
+        [](const std::string& level) {
+          if (level == "error") LogThreshold() = LogLevel::kError;
+          else if (level == "warn") LogThreshold() = LogLevel::kWarn;
+          else if (level == "info") LogThreshold() = LogLevel::kInfo;
+          else if (level == "debug") LogThreshold() = LogLevel::kDebug;
+          else throw py::value_error("log level must be error, warn, info or debug");
+        },
+        py::arg("level"),
+        "Threshold of the C++ library's stderr log (process-wide): error, warn, info, debug.");
   m.def("read_tsc", &counters::ReadTsc, "One `lfence; rdtsc` timestamp (ticks).");
   m.def("tsc_info",
         [] {

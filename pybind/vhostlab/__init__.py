@@ -35,6 +35,11 @@ from . import plots
 
 __version__ = _core.__version__
 
+# The C++ library logs session progress at "info" (useful from the CLI, noise in a notebook);
+# the package keeps warnings and errors. vhostlab.set_log_level("info") brings the rest back.
+set_log_level = _core.set_log_level
+set_log_level("warn")
+
 __all__ = [
     "Counters",
     "Iotlb",
@@ -56,5 +61,6 @@ __all__ = [
     "run",
     "run_config",
     "run_configs",
+    "set_log_level",
     "topology",
 ]

@@ -22,7 +22,7 @@ from . import _core
 from ._results import RUN_COLUMNS, RUN_EXTRA_COLUMNS, record_to_frame
 
 try:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: works in terminals and notebooks without ipywidgets
 except ImportError:  # tqdm is optional at runtime; without it runs simply show no bar
     tqdm = None
 
@@ -221,7 +221,7 @@ def ratio_to_baseline(df: pd.DataFrame, metric: str, baseline: str = "off",
     """``metric`` per design divided by the baseline design's (e.g. Mpps with vs without
     the IOMMU), whole-run rows only. NaN where either side is unavailable."""
     rows = df[(df["metric"] == metric) & (df["queue"] == queue)]
-    by = rows.groupby("design")["value"].median()
+    by = rows.groupby("design", sort=False)["value"].median()
     base = by.get(baseline, math.nan)
     return pd.DataFrame({"design": by.index, metric: by.values,
                          "ratio": by.values / base if base else math.nan})

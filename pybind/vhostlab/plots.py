@@ -26,10 +26,13 @@ def bar_by_design(df: pd.DataFrame, metric: str, queue: int = -1, ax=None, title
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     designs = list(dict.fromkeys(rows["design"]))
-    values = [rows[rows["design"] == d]["value"].median() for d in designs]
     avail = [bool(rows[rows["design"] == d]["available"].all()) for d in designs]
-    finite = [v for v, a in zip(values, avail) if a and not math.isnan(v)]
+    values = [rows[rows["design"] == d]["value"].median() if a else math.nan
+              for d, a in zip(designs, avail)]
+    finite = [v for v in values if not math.isnan(v)]
     top = max(finite) if finite else 1.0
+    if not finite:
+        ax.set_yticks([])  # nothing was measured: no scale to suggest otherwise
     for i, (v, a) in enumerate(zip(values, avail)):
         if a and not math.isnan(v):
             ax.bar(i, v, color="C0")
