@@ -299,6 +299,7 @@ TEST(RunCounters, RowsPerQueuePerPacketAndPerTranslation) {
   ASSERT_TRUE(rc->Attach(backend_q1.tid, "backend", 1).ok());
   ASSERT_TRUE(rc->Attach(frontend_q0.tid, "frontend", 0).ok());
   EXPECT_FALSE(rc->Attach(0x3fffffff, "backend", 2).ok());
+  EXPECT_FALSE(rc->Attach(0, "backend", 2).ok());  // an unpublished tid, not "the caller"
   EXPECT_EQ(rc->threads(), 3u);
   ASSERT_TRUE(rc->Start().ok());
   backend_q0.RunToEnd();

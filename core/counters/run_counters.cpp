@@ -42,6 +42,12 @@ Result<RunCounters> RunCounters::Create(const std::vector<std::string>& events) 
 }
 
 Status RunCounters::Attach(int tid, const std::string& side, int queue) {
+  // A queue thread that has not published its tid yet reads as 0, which Session would take as
+  // "the calling thread": refuse it instead of silently counting the wrong thread.
+  if (tid <= 0) {
+    return Error{"counters: " + side + " queue " + std::to_string(queue) + " has no thread id (" +
+                 std::to_string(tid) + ")"};
+  }
   if (Status s = session_.Attach(tid, side + "-q" + std::to_string(queue)); !s) return s;
   where_.emplace_back(side, queue);
   return Status::Ok();

@@ -40,6 +40,7 @@ class RunCounters {
   // Events as in ResolveEvents (empty = the default set); unknown names are an error.
   static Result<RunCounters> Create(const std::vector<std::string>& events);
 
+  // `tid` must be a real kernel tid (> 0): RunCounters counts queue threads, never the caller.
   Status Attach(int tid, const std::string& side, int queue);
   Status Start();
   Status Stop();
