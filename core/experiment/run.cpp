@@ -304,6 +304,8 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
 
   frontend::FrontendConfig fc;
   fc.socket_path = is_socket ? config.backend.substr(7) : tmp.path + "/vhost.sock";
+  // Our own peers are listening before we connect; an external one gets a short grace period.
+  fc.connect_timeout_ms = is_socket ? 3000 : 10000;
   fc.iommu = config.iommu;
   fc.mapping = *mapping;
   fc.page_size = config.page_size;
