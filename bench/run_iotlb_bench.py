@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""Runs the IOTLB micro-benchmarks and writes a self-describing result file plus a plot.
+
+Usage (from the repository root, after building target iotlb_bench):
+    /usr/bin/python3 bench/run_iotlb_bench.py --build-dir build --suite readme
+
+Suites (each a Google Benchmark filter; see SUITES below):
+  quick   BM_Translate at 2048 random 4 KiB entries, every design: a few seconds.
+  readme  the table in the README: 16..256Ki entries, uniform + hotset, 4 KiB pages, inline and
+          virtual dispatch; plus seq/zipf and 2 MiB/mixed pages at 2048 entries.
+  ops     BM_Insert, BM_Invalidate (page/range/all), BM_Contended.
+  full    every registered benchmark (about 1300: long; run it on a quiet machine).
+
+Writes results/bench/iotlb_<suite>.json: {"schema_version", "context" (machine, kernel, CPU,
+compiler, build type and flags, git sha and dirty state, load average before and after, the
+benchmark library's own context including its build type), "command", "rows"} where each row is
+one benchmark: name split into columns (bench, design, dispatch, entries, pattern, page, kind),
+median over repetitions of ns per operation, min/max over repetitions, and counters. Also writes
+results/bench/iotlb_<suite>.png (ns/lookup vs entries per design) for suites that sweep entries,
+and prints a Markdown table.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+SUITES = {
+    "quick": r"BM_Translate/[^/]+/(inline|virtual)/2048/uniform/4k$",
+    "readme": (r"BM_Translate/[^/]+/(inline|virtual)/([0-9]+/(uniform|hotset)/4k"
+               r"|2048/(seq|zipf)/4k|2048/uniform/(2m|mixed))$"),
+    "ops": r"BM_(Insert|Invalidate|Contended)/",
+    "full": r".",
+}
+SCHEMA_VERSION = 1
+
+
+def sh(cmd, cwd=None):
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def cmake_cache(build_dir):
+    out = {}
+    path = os.path.join(build_dir, "CMakeCache.txt")
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^([A-Za-z_]+):[A-Z]+=(.*)$", line.strip())
+            if m and m.group(1) in ("CMAKE_BUILD_TYPE", "CMAKE_CXX_COMPILER", "CMAKE_CXX_FLAGS",
+                                    "CMAKE_CXX_FLAGS_RELEASE", "VHOSTLAB_SANITIZE", "VHOSTLAB_TSAN"):
+                out[m.group(1)] = m.group(2)
+    return out
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_context(build_dir, repo):
+    cache = cmake_cache(build_dir)
+    compiler = cache.get("CMAKE_CXX_COMPILER")
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "os": sh(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "cpu_model": cpu_model(),
+        "online_cpus": os.cpu_count(),
+        "compiler": sh([compiler, "--version"]).splitlines()[0] if compiler and sh([compiler, "--version"]) else compiler,
+        "cmake": cache,
+        "git_sha": sh(["git", "rev-parse", "HEAD"], cwd=repo),
+        "git_dirty": bool(sh(["git", "status", "--porcelain", "--", "core/iotlb", "bench"], cwd=repo)),
+        "python": sys.version.split()[0],
+    }
+
+
+NAME_RE = re.compile(
+    r"^BM_Translate/(?P<design>[^/]+)/(?P<dispatch>inline|virtual)/(?P<entries>\d+)/"
+    r"(?P<pattern>[a-z]+)/(?P<page>[a-z0-9]+)$|"
+    r"^BM_Insert/(?P<design_i>[^/]+)/(?P<entries_i>\d+)$|"
+    r"^BM_Invalidate/(?P<design_v>[^/]+)/(?P<kind>page|range|all)/(?P<entries_v>\d+)$|"
+    r"^BM_Contended/(?P<design_c>[^/]+)/(?P<readers>\d+)$")
+
+
+def parse_name(run_name):
+    base = re.sub(r"/(iterations:\d+|manual_time|repeats:\d+)", "", run_name)
+    m = NAME_RE.match(base)
+    if not m:
+        return {"bench": base.split("/")[0]}
+    g = m.groupdict()
+    bench = base.split("/")[0]
+    row = {"bench": bench, "design": g["design"] or g["design_i"] or g["design_v"] or g["design_c"]}
+    if bench == "BM_Translate":
+        row.update(dispatch=g["dispatch"], entries=int(g["entries"]), pattern=g["pattern"], page=g["page"])
+    elif bench == "BM_Insert":
+        row.update(entries=int(g["entries_i"]))
+    elif bench == "BM_Invalidate":
+        row.update(kind=g["kind"], entries=int(g["entries_v"]))
+    else:
+        row.update(readers=int(g["readers"]))
+    return row
+
+
+def ns_per_op(b):
+    """Nanoseconds per operation: per lookup for Translate/Contended, per item otherwise."""
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+    t = b["real_time"] * scale
+    if b["name"].startswith(("BM_Insert", "BM_Invalidate")) and b.get("items_per_second"):
+        return 1e9 / b["items_per_second"]
+    return t
+
+
+def collect_rows(bench_json):
+    """Groups repetitions by run_name: median/min/max of ns/op, counters from the median run."""
+    import numpy as np
+    runs = {}
+    errors = {}
+    for b in bench_json["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        if b.get("error_occurred"):
+            errors[b["run_name"]] = b.get("error_message")
+            continue
+        runs.setdefault(b["run_name"], []).append(b)
+    rows = []
+    for run_name, reps in runs.items():
+        values = np.array([ns_per_op(b) for b in reps])
+        median_idx = int(np.argsort(values)[len(values) // 2])
+        med = reps[median_idx]
+        row = parse_name(run_name)
+        row.update(name=run_name, repetitions=len(reps), ns_per_op=float(np.median(values)),
+                   ns_min=float(values.min()), ns_max=float(values.max()))
+        for key in ("bytes_per_entry", "cache_miss_ratio", "entries", "invalidate_us",
+                    "invalidates", "hit_ratio"):
+            if key in med:
+                row["counter_" + key] = med[key]
+        rows.append(row)
+    for run_name, msg in errors.items():
+        row = parse_name(run_name)
+        row.update(name=run_name, error=msg)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows):
+    tr = [r for r in rows if r.get("bench") == "BM_Translate" and "ns_per_op" in r]
+    if not tr:
+        return ""
+    designs = []
+    for r in tr:
+        if r["design"] not in designs:
+            designs.append(r["design"])
+
+    def get(design, dispatch, entries, pattern, page):
+        for r in tr:
+            if (r["design"], r["dispatch"], r["entries"], r["pattern"], r["page"]) == (
+                    design, dispatch, entries, pattern, page):
+                return r
+        return None
+
+    sizes = sorted({r["entries"] for r in tr if r["pattern"] == "uniform" and r["page"] == "4k"})
+    list_2048 = get("list", "inline", 2048, "uniform", "4k")
+    head = (["design"] + [f"uniform {n}" for n in sizes] +
+            ["virtual 2048", "hotset 2048", "B/entry", "x faster than list @2048"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in designs:
+        cells = [d]
+        for n in sizes:
+            r = get(d, "inline", n, "uniform", "4k")
+            cells.append(f"{r['ns_per_op']:.2f}" if r else "-")
+        v = get(d, "virtual", 2048, "uniform", "4k")
+        h = get(d, "inline", 2048, "hotset", "4k")
+        i = get(d, "inline", 2048, "uniform", "4k")
+        cells.append(f"{v['ns_per_op']:.2f}" if v else "-")
+        cells.append(f"{h['ns_per_op']:.2f}" if h else "-")
+        bpe = i.get("counter_bytes_per_entry") if i else None
+        cells.append(f"{bpe:.0f}" if bpe else "-")
+        cells.append(f"{list_2048['ns_per_op'] / i['ns_per_op']:.0f}x" if (i and list_2048) else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tr = [r for r in rows if r.get("bench") == "BM_Translate" and "ns_per_op" in r and
+          r["dispatch"] == "inline" and r["pattern"] == "uniform" and r["page"] == "4k"]
+    by_design = {}
+    for r in tr:
+        by_design.setdefault(r["design"], []).append((r["entries"], r["ns_per_op"]))
+    if not any(len(v) > 1 for v in by_design.values()):
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for design, pts in sorted(by_design.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=design)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("IOTLB entries (random 4 KiB pages)")
+    ax.set_ylabel("ns per lookup (median, uniform random, inline)")
+    ax.set_title("IOTLB translate cost vs table size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def main():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default=os.path.join(repo, "build"))
+    ap.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    ap.add_argument("--filter", help="a Google Benchmark filter instead of the suite's")
+    ap.add_argument("--repetitions", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.05, help="seconds per repetition")
+    ap.add_argument("--out-dir", default=os.path.join(repo, "results", "bench"))
+    ap.add_argument("--taskset", help="CPU list to pin the benchmark to (taskset -c)")
+    args = ap.parse_args()
+
+    binary = os.path.join(args.build_dir, "bench", "iotlb_bench")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"{binary} not found: build target iotlb_bench first")
+    os.makedirs(args.out_dir, exist_ok=True)
+    raw = os.path.join(args.out_dir, f"iotlb_{args.suite}.raw.json")
+    cmd = [binary, f"--benchmark_filter={args.filter or SUITES[args.suite]}",
+           f"--benchmark_repetitions={args.repetitions}", f"--benchmark_min_time={args.min_time}",
+           "--benchmark_out_format=json", f"--benchmark_out={raw}"]
+    if args.taskset:
+        cmd = ["taskset", "-c", args.taskset] + cmd
+    context = machine_context(args.build_dir, repo)
+    context["loadavg_before"] = os.getloadavg()
+    print("running:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    context["loadavg_after"] = os.getloadavg()
+    with open(raw) as f:
+        bench_json = json.load(f)
+    os.remove(raw)
+    context["benchmark_library"] = bench_json["context"]
+    rows = collect_rows(bench_json)
+    result = {"schema_version": SCHEMA_VERSION, "suite": args.suite,
+              "command": " ".join(cmd), "script": " ".join(sys.argv),
+              "context": context, "rows": rows}
+    out = os.path.join(args.out_dir, f"iotlb_{args.suite}.json")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    print(f"wrote {out} ({len(rows)} rows)", file=sys.stderr)
+    png = os.path.join(args.out_dir, f"iotlb_{args.suite}.png")
+    if plot(rows, png):
+        print(f"wrote {png}", file=sys.stderr)
+    table = markdown_table(rows)
+    if table:
+        print(table)
+    errors = [r for r in rows if "error" in r]
+    for r in errors:
+        print(f"ERROR {r['name']}: {r['error']}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
