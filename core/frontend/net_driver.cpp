@@ -57,11 +57,9 @@ void DriverRing::Layout(uint8_t* host) {
 uint64_t Pool::PagesFor(uint64_t bytes, uint64_t page_size, bool scatter) {
   uint64_t pages = (bytes + page_size - 1) / page_size;
   if (!scatter) return pages;
-  // The interleaving permutation needs a power of two of at least 4 pages to leave no two
-  // IOVA-consecutive pages guest-adjacent.
-  uint64_t p = 4;
-  while (p < pages) p <<= 1;
-  return p;
+  // The interleaving permutation needs an even count of at least 4 pages to leave no two
+  // IOVA-consecutive pages guest-adjacent (see Build).
+  return std::max<uint64_t>(4, pages + (pages & 1));
 }
 
 void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64_t ps,
@@ -71,8 +69,9 @@ void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64
   page_gpa.resize(pages);
   page_host.resize(pages);
   for (uint64_t j = 0; j < pages; ++j) {
-    // perm(j): even pages fill the first half, odd pages the second, so consecutive logical
-    // pages are pages/2 (or pages/2 - 1, backwards) guest pages apart.
+    // perm(j): even pages fill the first half, odd pages the second (pages is even, >= 4 when
+    // scattering), so consecutive logical pages are pages/2 guest pages apart forwards or
+    // pages/2 - 1 backwards: never adjacent, and the map is a bijection.
     uint64_t phys = scatter ? (j % 2 == 0 ? j / 2 : pages / 2 + j / 2) : j;
     page_gpa[j] = gpa + phys * ps;
     page_host[j] = memory.GpaToHost(page_gpa[j], ps);

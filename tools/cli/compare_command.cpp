@@ -1,0 +1,231 @@
+// `vhostlab compare`: the main comparison. On one profile's workload it runs our backend with
+// the IOMMU off, then with the IOMMU on for each IOTLB design, then (with --with-dpdk) DPDK's
+// vhost PMD with the IOMMU off and on, and prints one table: Mpps, the ratio to the same
+// backend's IOMMU-off run, ns/packet, IOTLB traffic, drops and verification. Every run's full
+// record goes to --json-dir as <profile>-<backend>-<design>-iommu-<on|off>.json (the plot
+// scripts read them). Exit status 1 when any run failed verification or dropped packets.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/base/log.hpp"
+#include "core/experiment/profile.hpp"
+#include "core/experiment/run.hpp"
+#include "core/iotlb/registry.hpp"
+#include "tools/cli/command.hpp"
+
+namespace vhostlab::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+void Help(FILE* out) {
+  std::string designs;
+  for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
+  std::fprintf(out,
+      "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
+      "                        [--json-dir DIR] [--packets N | --seconds S] [--queues N]\n"
+      "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
+      "\n"
+      "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
+      "baseline), then with the IOMMU on once per IOTLB design, then optionally DPDK's vhost PMD\n"
+      "(dpdk-testpmd) with the IOMMU off and on, and prints one table. 'vs off' is the ratio of\n"
+      "a run's Mpps to the IOMMU-off run of the same backend, measured minutes apart on the same\n"
+      "machine: compare ratios, not absolute numbers, across machines.\n"
+      "\n"
+      "options (defaults in brackets):\n"
+      "  --profile P     [default] workload profile: profiles/P.toml or a path. Its first run\n"
+      "                  (after any [sweep]) is the workload.\n"
+      "  --designs LIST  [all] IOTLB designs to run, comma-separated. Available: %s.\n"
+      "  --with-dpdk     also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).\n"
+      "  --json-dir DIR  write every run's record as JSON into DIR (created if missing).\n"
+      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P\n"
+      "                  override the profile's workload (see `vhostlab run --help`).\n"
+      "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
+      "\n"
+      "exit status: 0 every run verified with no drops; 1 some run failed verification or\n"
+      "dropped packets (see the table); 2 usage error; 3 a run could not be set up.\n",
+      designs.c_str());
+}
+
+int Usage(const std::string& why) {
+  std::fprintf(stderr, "vhostlab compare: %s (see vhostlab compare --help)\n", why.c_str());
+  return 2;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    std::size_t c = s.find(',', pos);
+    std::string item = s.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+    if (!item.empty()) out.push_back(item);
+    if (c == std::string::npos) break;
+    pos = c + 1;
+  }
+  return out;
+}
+
+struct Row {
+  experiment::RunConfig config;
+  experiment::RunRecord record;
+};
+
+int RunCompare(int argc, char** argv) {
+  std::string profile = "default", designs_arg = "all", json_dir;
+  bool with_dpdk = false;
+  std::vector<std::pair<std::string, std::string>> overrides;
+  LogThreshold() = LogLevel::kWarn;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      Help(stdout);
+      return 0;
+    }
+    if (a == "--with-dpdk") {
+      with_dpdk = true;
+      continue;
+    }
+    if (a == "--verbose") {
+      LogThreshold() = LogLevel::kDebug;
+      continue;
+    }
+    if (a == "--quiet") {
+      LogThreshold() = LogLevel::kError;
+      continue;
+    }
+    std::string v;
+    auto eq = a.find('=');
+    if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) return Usage(a + " needs a value");
+      v = argv[++i];
+    }
+    if (a == "--profile") profile = v;
+    else if (a == "--designs") designs_arg = v;
+    else if (a == "--json-dir") json_dir = v;
+    else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
+             a == "--page-size")
+      overrides.emplace_back(a, v);
+    else return Usage("unknown option " + a);
+  }
+  auto p = experiment::LoadProfile(profile);
+  if (!p.ok()) {
+    std::fprintf(stderr, "vhostlab compare: %s\n", p.error().message.c_str());
+    return 2;
+  }
+  experiment::RunConfig base = p->runs.front();
+  for (const auto& [k, v] : overrides) {
+    char* end = nullptr;
+    if (k == "--packets") {
+      base.packets = std::strtoull(v.c_str(), &end, 10);
+      base.seconds = 0;
+      if (*end || !base.packets) return Usage("--packets takes a positive integer");
+    } else if (k == "--seconds") {
+      base.seconds = std::strtod(v.c_str(), &end);
+      base.packets = 0;
+      if (*end || !(base.seconds > 0)) return Usage("--seconds takes a positive number");
+    } else if (k == "--queues") {
+      base.queue_pairs = static_cast<uint32_t>(std::strtoul(v.c_str(), &end, 10));
+      if (*end || !base.queue_pairs) return Usage("--queues takes a positive integer");
+    } else if (k == "--mapping") {
+      base.mapping = v;
+    } else if (k == "--page-size") {
+      auto ps = experiment::ParsePageSize(v);
+      if (!ps.ok()) return Usage(ps.error().message);
+      base.page_size = *ps;
+    }
+  }
+  std::vector<std::string> all = iotlb::DesignNames();
+  std::vector<std::string> designs = designs_arg == "all" ? all : Split(designs_arg);
+  for (const auto& d : designs)
+    if (std::find(all.begin(), all.end(), d) == all.end())
+      return Usage("unknown design '" + d + "' (vhostlab designs lists them)");
+  if (!json_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(json_dir, ec);
+    if (ec) return Usage("cannot create " + json_dir + ": " + ec.message());
+  }
+
+  std::vector<experiment::RunConfig> plan;
+  auto add = [&](const std::string& backend, const std::string& design, bool iommu) {
+    experiment::RunConfig c = base;
+    c.backend = backend;
+    c.iotlb = design;
+    c.iommu = iommu;
+    plan.push_back(c);
+  };
+  add("self", "reference", false);
+  for (const auto& d : designs) add("self", d, true);
+  if (with_dpdk) {
+    add("dpdk", "dpdk", false);
+    add("dpdk", "dpdk", true);
+  }
+
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  std::printf("profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
+              "mapping %s, %s IOMMU pages\n\n",
+              p->name.c_str(), p->description.c_str(), base.queue_pairs, base.ring_size,
+              base.packet_size,
+              base.packets ? (std::to_string(base.packets) + " packets").c_str()
+                           : (std::to_string(base.seconds) + " s").c_str(),
+              base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str());
+  std::printf("%-7s %-17s %-5s %8s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
+              "Mpps", "vs off", "ns/pkt", "updates", "misses", "invals", "drops", "verify");
+  std::fflush(stdout);
+  int status = 0;
+  double off_mpps_self = NAN, off_mpps_dpdk = NAN;
+  for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
+    experiment::RunConfig c = plan[i];
+    c.stop = &g_stop;
+    auto r = experiment::RunExperiment(c);
+    const std::string design = c.backend == "dpdk" ? "dpdk(list)" : (c.iommu ? c.iotlb : "-");
+    if (!r.ok()) {
+      std::printf("%-7s %-17s %-5s  run failed: %s\n", c.backend.c_str(), design.c_str(),
+                  c.iommu ? "on" : "off", r.error().message.c_str());
+      std::fflush(stdout);
+      status = 3;
+      continue;
+    }
+    double mpps = r->Get("mpps");
+    double& off = c.backend == "dpdk" ? off_mpps_dpdk : off_mpps_self;
+    if (!c.iommu) off = mpps;
+    double ve = r->Get("verify_errors") + r->Get("sequence_errors"), drops = r->Get("drops");
+    bool ok = ve == 0 && drops == 0 && r->Get("packets") > 0;
+    if (!ok && status == 0) status = 1;
+    char ratio[16] = "-";
+    if (std::isfinite(off) && off > 0) std::snprintf(ratio, sizeof(ratio), "%.2fx", mpps / off);
+    std::printf("%-7s %-17s %-5s %8.3f %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
+                c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", mpps, ratio,
+                r->Get("ns_per_packet"), r->Get("iotlb_updates"), r->Get("misses_received"),
+                r->Get("iotlb_invalidates"), drops,
+                ok ? "OK" : (ve ? "FAILED" : "drops"));
+    std::fflush(stdout);
+    if (!json_dir.empty()) {
+      std::string name = p->name + "-" + c.backend + "-" + (c.backend == "dpdk" ? "dpdk" : c.iotlb) +
+                         "-iommu-" + (c.iommu ? "on" : "off") + ".json";
+      std::ofstream out(std::filesystem::path(json_dir) / name);
+      out << r->ToJson();
+    }
+  }
+  if (!json_dir.empty()) std::printf("\nrecords written to %s/\n", json_dir.c_str());
+  return status;
+}
+
+const Command kCompare{"compare",
+                       "the main comparison: IOMMU off vs each IOTLB design (and DPDK)",
+                       &RunCompare};
+
+}  // namespace
+}  // namespace vhostlab::cli
