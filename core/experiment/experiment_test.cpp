@@ -105,6 +105,17 @@ TEST(RunExperiment, SelfBackendRecordIsComplete) {
   for (const auto& m : r->metrics)
     if (m.name == "invalidate_ack_ns_p50") saw_unavailable = !m.available && !m.note.empty();
   EXPECT_TRUE(saw_unavailable);
+  // Counter rows for both sides; anything unavailable says why and carries no number.
+  int counter_rows = 0;
+  for (const auto& m : r->metrics) {
+    if (m.name.rfind("counter:", 0) != 0) continue;
+    ++counter_rows;
+    if (!m.available) {
+      EXPECT_FALSE(m.note.empty()) << m.name;
+      EXPECT_TRUE(std::isnan(m.value)) << m.name;
+    }
+  }
+  EXPECT_GT(counter_rows, 0);
   bool saw_backend = false;
   for (const auto& m : r->metrics) saw_backend |= m.side == "backend";
   EXPECT_TRUE(saw_backend);
@@ -134,14 +145,20 @@ TEST(RunExperiment, ClearErrors) {
   RunConfig c;
   c.packets = 10;
   c.backend = "qemu";
-  EXPECT_FALSE(RunExperiment(c).ok());
+  auto r = RunExperiment(c);
+  EXPECT_FALSE(r.ok());
   c.backend = "self";
+  c.counters = {"no-such-event"};
+  r = RunExperiment(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no-such-event"), std::string::npos) << r.error().message;
+  c.counters.clear();
   c.mapping = "eager";
   EXPECT_FALSE(RunExperiment(c).ok());
   c.mapping = "static";
   c.backend = "dpdk";
   c.dpdk_testpmd = "/nonexistent/dpdk-testpmd";
-  auto r = RunExperiment(c);
+  r = RunExperiment(c);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("not found"), std::string::npos) << r.error().message;
   c.backend = "socket:/nonexistent/vhost.sock";

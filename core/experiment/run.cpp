@@ -27,11 +27,13 @@
 #include <fstream>
 #include <hwloc.h>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <toml++/toml.h>
 
 #include "core/backend/backend.hpp"
 #include "core/base/log.hpp"
+#include "core/counters/run_counters.hpp"
 #include "core/experiment/dpdk_peer.hpp"
 #include "core/frontend/frontend.hpp"
 
@@ -134,7 +136,6 @@ class Recorder {
     for (auto [suffix, p] : {std::pair{"_p50", 0.5}, std::pair{"_p99", 0.99}}) {
       Metric m{-1, "frontend", name + suffix, Percentile(samples, p), "ns", !samples.empty(), ""};
       if (samples.empty()) {
-        m.value = 0;
         m.note = "unavailable: no samples in this run";
       }
       r_->metrics.push_back(m);
@@ -362,8 +363,42 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   } join_forward{forward, forward_done};
   Watchdog watchdog(&stop, config.timeout_seconds);
 
+  // Counters over the traffic window: the front-end's queue threads and, for the in-process
+  // backend, its queue workers. Names are validated here (an unknown one fails the run); an
+  // unusable perf subsystem only costs the counter rows, with a note saying why.
+  Result<counters::RunCounters> run_counters = counters::RunCounters::Create(config.counters);
+  if (!run_counters.ok()) {
+    if (!config.counters.empty()) return Error{"counters: " + run_counters.error().message};
+    rec.notes.push_back("counters unavailable: " + run_counters.error().message);
+  }
+  backend::Backend* live_backend = nullptr;
+  bool counting = false;
+  fc.on_traffic_start = [&](const std::vector<int>& tids) {
+    if (!run_counters.ok()) return;
+    for (std::size_t q = 0; q < tids.size(); ++q)
+      if (Status s = run_counters->Attach(tids[q], "frontend", static_cast<int>(q)); !s.ok())
+        rec.notes.push_back(s.message());
+    if (live_backend) {
+      std::vector<int> workers = live_backend->WorkerTids();
+      for (std::size_t q = 0; q < workers.size(); ++q)
+        if (Status s = run_counters->Attach(workers[q], "backend", static_cast<int>(q)); !s.ok())
+          rec.notes.push_back(s.message());
+    }
+    if (Status s = run_counters->Start(); !s.ok()) {
+      rec.notes.push_back("counters: " + s.message());
+      return;
+    }
+    counting = true;
+  };
+  fc.on_traffic_end = [&] {
+    if (counting) {
+      if (Status s = run_counters->Stop(); !s.ok()) rec.notes.push_back("counters: " + s.message());
+    }
+  };
+
   rec.context["backend"] = config.backend;
   Result<frontend::FrontendResult> result = Error{"not run"};
+  std::optional<backend::BackendStats> backend_stats;
   if (is_self) {
     backend::BackendOptions bo;
     bo.socket_path = fc.socket_path;
@@ -374,9 +409,14 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
     Result<std::unique_ptr<backend::Backend>> be = backend::CreateBackend(bo);
     if (!be.ok()) return Error{"backend self: " + be.error().message};
     if (Status s = (*be)->Start(); !s.ok()) return Error{"backend self: " + s.message()};
+    live_backend = be->get();
     result = frontend::RunFrontend(fc);
     (*be)->Stop();
-    if (result.ok()) RecordBackend((*be)->Stats(), &rec);
+    live_backend = nullptr;
+    if (result.ok()) {
+      backend_stats = (*be)->Stats();
+      RecordBackend(*backend_stats, &rec);
+    }
   } else if (is_dpdk) {
     DpdkOptions o;
     o.binary = config.dpdk_testpmd;
@@ -413,6 +453,25 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   rec.context["frontend_cpus"] = cpu_list.empty() ? "unpinned" : cpu_list;
   if (is_dpdk) rec.context["dpdk_cpu"] = std::to_string(peer_cpu);
   RecordFrontend(*result, &rec);
+  if (counting) {
+    counters::RunCounters::WorkMap work;
+    for (const auto& q : result->queues)
+      work[{"frontend", static_cast<int>(q.queue_pair)}].packets = static_cast<double>(q.rx_packets);
+    if (backend_stats)
+      for (const auto& q : backend_stats->queues)
+        work[{"backend", static_cast<int>(q.queue_pair)}] = {static_cast<double>(q.tx_packets),
+                                                             static_cast<double>(q.translations)};
+    Result<std::vector<counters::CounterRow>> rows = run_counters->Rows(work);
+    if (!rows.ok()) {
+      rec.notes.push_back("counters: " + rows.error().message);
+    } else {
+      for (const auto& row : *rows)
+        rec.metrics.push_back(Metric{row.queue, row.side, "counter:" + row.name,
+                                     row.available ? row.value : std::nan(""), row.unit,
+                                     row.available,
+                                     row.note});
+    }
+  }
   return rec;
 }
 

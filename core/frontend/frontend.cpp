@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -172,11 +173,11 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
       if (Status st = s.SetVringEnable(r->index, true); !st.ok()) return st.error();
   out.setup_ns = NowNs() - t_setup;
 
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, go{false};
   std::vector<std::atomic<uint64_t>> progress(config.queue_pairs);
+  std::vector<std::atomic<int>> tids(config.queue_pairs);
   out.queues.resize(config.queue_pairs);
   std::vector<std::thread> threads;
-  const uint64_t t_traffic = NowNs();
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
     threads.emplace_back([&, q] {
       if (!config.cpus.empty()) {
@@ -186,9 +187,21 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
         if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
           VL_WARN("queue %u: could not pin to CPU %d", q, config.cpus[q % config.cpus.size()]);
       }
+      tids[q].store(static_cast<int>(gettid()));
+      while (!go.load()) std::this_thread::yield();
       out.queues[q] = drivers[q]->Run(stop, &progress[q]);
     });
   }
+  // Start line: every thread pinned and its tid known (bounded wait), then the hook, then go.
+  std::vector<int> tid_list(config.queue_pairs, 0);
+  const uint64_t tid_deadline = NowNs() + 5'000'000'000ull;
+  for (uint32_t q = 0; q < config.queue_pairs; ++q) {
+    while (tids[q].load() == 0 && NowNs() < tid_deadline) std::this_thread::yield();
+    tid_list[q] = tids[q].load();
+  }
+  if (config.on_traffic_start) config.on_traffic_start(tid_list);
+  const uint64_t t_traffic = NowNs();
+  go.store(true);
   // Supervise: progress callback and the external stop flag, never inside the queue threads.
   std::atomic<uint32_t> finished{0};
   std::thread joiner([&] {
@@ -212,6 +225,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   }
   joiner.join();
   out.traffic_ns = NowNs() - t_traffic;
+  if (config.on_traffic_end) config.on_traffic_end();
 
   // GET_VRING_BASE stops each ring (spec); a backend that cannot answer is reported, the data
   // already verified stays valid.

@@ -58,6 +58,11 @@ struct FrontendConfig {
   double stall_seconds = 5;   // no progress for this long: the missing packets count as drops
   std::atomic<bool>* stop = nullptr;
   std::function<void(double)> progress;
+  // Called on the supervising thread once every queue thread is pinned and has published its
+  // kernel tid, before any of them starts traffic (counters attach and start here); and once
+  // all of them have finished.
+  std::function<void(const std::vector<int>& queue_tids)> on_traffic_start;
+  std::function<void()> on_traffic_end;
 };
 
 struct QueueResult {

@@ -70,6 +70,9 @@ void Help(FILE* out) {
       "                     last CPU down, away from testpmd's CPU 0].\n"
       "  --timeout S        [120] bound on the whole run; it is stopped (not failed) after S.\n"
       "  --testpmd PATH     [dpdk-testpmd] the testpmd binary for --backend dpdk.\n"
+      "  --counters LIST    events counted on every queue thread over the traffic window,\n"
+      "                     comma-separated [the collector's default set; `vhostlab counters`\n"
+      "                     lists what this machine can count]. Rows go to the JSON record.\n"
       "  --profile P        load defaults from a TOML profile (a path, or NAME for\n"
       "                     profiles/NAME.toml); a profile with a [sweep] runs every point.\n"
       "  --json FILE        write the full record(s) (config, machine context, tidy metrics) as\n"
@@ -146,6 +149,16 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
       std::string item = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
       if (!ParseU64(item.c_str(), &n)) return "--cpus takes a comma-separated list of CPUs";
       c.cpus.push_back(static_cast<int>(n));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  } else if (k == "--counters") {
+    c.counters.clear();
+    std::size_t pos = 0;
+    while (pos <= v.size()) {
+      std::size_t comma = v.find(',', pos);
+      std::string item = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      if (!item.empty()) c.counters.push_back(item);
       if (comma == std::string::npos) break;
       pos = comma + 1;
     }
