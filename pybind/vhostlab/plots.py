@@ -68,12 +68,20 @@ def line_vs_entries(df: pd.DataFrame, metric: str = "ns/translation", ax=None, l
     return ax
 
 
-def counters_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A wide view (events x designs) for display; unavailable cells read 'unavailable'."""
+def counters_table(df: pd.DataFrame, index: list[str] | None = None) -> pd.DataFrame:
+    """A wide view (rows x designs) for display; unavailable cells read 'unavailable'.
+
+    ``index``: the row keys (default: metric, plus entries when the frame has several sizes).
+    Only combinations present in ``df`` appear (no cross product of the keys)."""
     shown = df.copy()
-    shown["shown"] = [f"{v:.4g}" if a else "unavailable" for v, a in zip(shown["value"], shown["available"])]
-    index = ["metric"]
-    if "entries" in shown and shown["entries"].nunique() > 1:
-        index.append("entries")
-    return shown.pivot_table(index=index, columns="design", values="shown", aggfunc="first",
-                             sort=False)
+    shown["shown"] = [f"{v:.4g}" if a else "unavailable"
+                      for v, a in zip(shown["value"], shown["available"])]
+    if index is None:
+        index = ["metric"]
+        if "entries" in shown and shown["entries"].nunique() > 1:
+            index.append("entries")
+    shown = shown.drop_duplicates(index + ["design"])
+    wide = shown.set_index(index + ["design"])["shown"].unstack("design")
+    order = list(dict.fromkeys(map(tuple, shown[index].itertuples(index=False))))
+    wide = wide.reindex(order if len(index) > 1 else [k[0] for k in order])
+    return wide[list(dict.fromkeys(shown["design"]))]
