@@ -70,6 +70,34 @@ def test_google_benchmark_json(tmp_path):
     assert df.attrs["context"]["library_build_type"] == "debug"
 
 
+SUMMARY = {
+    "schema_version": 1, "suite": "quick", "context": {"git_sha": "abc"},
+    "rows": [
+        {"bench": "BM_Translate", "design": "hash", "dispatch": "virtual", "entries": 2048,
+         "pattern": "uniform", "page": "4k", "name": "BM_Translate/hash/virtual/2048/uniform/4k",
+         "repetitions": 3, "ns_per_op": 4.2, "ns_min": 4.0, "ns_max": 4.9,
+         "counter_bytes_per_entry": 24.0},
+        {"bench": "BM_Contended", "design": "radix", "readers": 2, "name": "BM_Contended/radix/2",
+         "error": "needs 3 cores"},
+    ],
+}
+
+
+def test_bench_runner_summary(tmp_path):
+    p = tmp_path / "iotlb_quick.json"
+    p.write_text(json.dumps(SUMMARY))
+    df = vhostlab.load_results(p)
+    assert list(df.columns) == BENCH_COLUMNS
+    ns = df[df["metric"] == "ns_per_op"].iloc[0]
+    assert (ns["family"], ns["design"], ns["dispatch"], ns["entries"], ns["pattern"]) == \
+        ("BM_Translate", "hash", "virtual", 2048, "uniform")
+    assert ns["value"] == 4.2 and ns["unit"] == "ns" and ns["aggregate"] == "median"
+    assert df[df["metric"] == "bytes_per_entry"]["value"].iloc[0] == 24.0
+    err = df[df["metric"] == "error"].iloc[0]
+    assert math.isnan(err["value"]) and err["note"] == "needs 3 cores" and err["readers"] == 2
+    assert df.attrs["context"]["git_sha"] == "abc"
+
+
 def test_mixed_directory_and_garbage_are_errors(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(RECORD))
     (tmp_path / "b.json").write_text(json.dumps(BENCH))
@@ -78,7 +106,7 @@ def test_mixed_directory_and_garbage_are_errors(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.json").write_text(json.dumps({"hello": 1}))
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match="neither"):  # not a run record, not benchmark results
         vhostlab.load_results(bad)
     with pytest.raises(FileNotFoundError):
         vhostlab.load_results(tmp_path / "empty-dir-that-is-missing")

@@ -7,9 +7,12 @@ Run records (``RunRecord::ToJson``, ``vhostlab run --json``) look like::
      "note"}, ...]}
 
 and become one row per metric. A file may also hold a list of records, or an object with a
-"runs"/"records" list. Google Benchmark JSON (``{"context": ..., "benchmarks": [...]}``, as
-bench/ writes to results/bench/*.json) becomes one row per (benchmark, measurement), with the
-``BM_Translate/<design>/<dispatch>/<entries>/<pattern>/<page>`` name split into columns.
+"runs"/"records" list. Benchmark results become one row per (benchmark, measurement), with the
+``BM_Translate/<design>/<dispatch>/<entries>/<pattern>/<page>`` name split into columns; two
+forms are read: raw Google Benchmark JSON (``{"context": ..., "benchmarks": [...]}``) and the
+summaries bench/run_iotlb_bench.py writes to results/bench/iotlb_<suite>.json
+(``{"schema_version", "suite", "context", "rows": [{"bench", "design", ..., "ns_per_op",
+"ns_min", "ns_max", "counter_<name>"}]}``).
 
 An unavailable metric keeps ``value`` NaN (JSON null) and ``available`` False.
 """
@@ -28,8 +31,8 @@ RUN_COLUMNS = ["design", "profile", "backend", "queue", "side", "metric", "value
                "available", "note"]
 RUN_EXTRA_COLUMNS = ["mapping", "iommu", "page_size", "source"]
 
-BENCH_COLUMNS = ["family", "design", "dispatch", "entries", "pattern", "page", "name",
-                 "run_type", "aggregate", "metric", "value", "unit", "source"]
+BENCH_COLUMNS = ["family", "design", "dispatch", "entries", "pattern", "page", "kind", "readers",
+                 "name", "run_type", "aggregate", "metric", "value", "unit", "note", "source"]
 
 # Google Benchmark's own fields: everything else numeric in a benchmark entry is a user counter.
 _BENCH_STANDARD = {
@@ -121,6 +124,35 @@ def bench_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
     return df
 
 
+def bench_summary_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
+    """results/bench/iotlb_<suite>.json (bench/run_iotlb_bench.py) as a tidy DataFrame:
+    ns_per_op (median over repetitions), ns_min, ns_max and each counter_<name> as <name>.
+    A benchmark that failed is one row with metric "error", NaN and the message in note."""
+    rows = []
+    for r in doc.get("rows", []):
+        base = {"family": r.get("bench", ""), "name": r.get("name", ""), "run_type": "summary",
+                "aggregate": "median" if r.get("repetitions", 1) > 1 else "",
+                "source": source, "note": ""}
+        for key in ("design", "dispatch", "entries", "pattern", "page", "kind", "readers"):
+            if key in r:
+                base[key] = r[key]
+        if "error" in r:
+            rows.append({**base, "metric": "error", "value": math.nan, "unit": "",
+                         "note": str(r["error"])})
+            continue
+        for key, unit in (("ns_per_op", "ns"), ("ns_min", "ns"), ("ns_max", "ns")):
+            if key in r:
+                rows.append({**base, "metric": key, "value": _value(r[key]), "unit": unit})
+        for key, v in r.items():
+            if key.startswith("counter_"):
+                rows.append({**base, "metric": key[len("counter_"):], "value": _value(v), "unit": ""})
+    df = pd.DataFrame(rows, columns=BENCH_COLUMNS)
+    if not df.empty:
+        df["entries"] = pd.to_numeric(df["entries"], errors="coerce")
+    df.attrs["context"] = doc.get("context", {})
+    return df
+
+
 def _records_in(doc: Any) -> Iterable[dict] | None:
     if isinstance(doc, list):
         return doc
@@ -138,9 +170,11 @@ def _load_one(path: Path) -> tuple[str, pd.DataFrame]:
         doc = json.load(f)
     if isinstance(doc, dict) and "benchmarks" in doc:
         return "bench", bench_to_frame(doc, source=str(path))
+    if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
+        return "bench", bench_summary_to_frame(doc, source=str(path))
     records = _records_in(doc)
     if records is None:
-        raise ValueError(f"{path}: neither a vhostlab run record nor Google Benchmark JSON")
+        raise ValueError(f"{path}: neither a vhostlab run record nor benchmark results")
     frames = [record_to_frame(r, source=str(path)) for r in records]
     return "run", pd.concat(frames, ignore_index=True) if frames else record_to_frame({})
 
@@ -154,7 +188,9 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
     separately.
     """
     p = Path(path)
-    files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+    # *.raw.json are run_iotlb_bench.py's intermediate files (removed once summarised).
+    files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".raw.json")) \
+        if p.is_dir() else [p]
     if not files:
         raise FileNotFoundError(f"no *.json files in {p}")
     kinds, frames = set(), []
