@@ -194,8 +194,9 @@ void Device::ResumeAll() {
 }
 
 void Device::WakeIotlbWaiters() {
+  iotlb_epoch_.fetch_add(1, std::memory_order_seq_cst);
   for (auto& c : controls_)
-    if (c->waiting_for_iotlb.load(std::memory_order_relaxed)) c->Wake();
+    if (c->waiting_for_iotlb.load(std::memory_order_seq_cst)) c->Wake();
 }
 
 void Device::StopWorkers() {
@@ -236,6 +237,7 @@ class DeviceImpl final : public Device {
   void IotlbInvalidate(iotlb::IovaRange range) override {
     iotlb_.Invalidate(range);
     backend_channel_.NoteIotlbChange();
+    WakeIotlbWaiters();
   }
   std::string_view design() const override { return D::kName; }
 
@@ -302,7 +304,9 @@ class DeviceImpl final : public Device {
         if (q->kick_polling) timeout = kPollingWaitMs;
       }
       const bool waiting = rx_.stalled || tx_.stalled;
-      control_.waiting_for_iotlb.store(waiting, std::memory_order_relaxed);
+      control_.waiting_for_iotlb.store(waiting, std::memory_order_seq_cst);
+      if (waiting && dev_->iotlb_epoch_.load(std::memory_order_seq_cst) != burst_epoch_)
+        timeout = 0;  // the IOTLB changed since this burst began: retry now
       reader_->Offline();
       if (!control_.pause_requested.load(std::memory_order_acquire)) ::poll(fds, n, timeout);
       for (nfds_t i = 0; i < n; ++i)
@@ -471,6 +475,7 @@ class DeviceImpl final : public Device {
     }
 
     bool ServicePair() {
+      burst_epoch_ = dev_->iotlb_epoch_.load(std::memory_order_seq_cst);
       rx_pushed_ = tx_pushed_ = false;
       bool progress = false;
       const bool tx_ready = tx_.Active() && EnsureRing(tx_);
@@ -588,6 +593,7 @@ class DeviceImpl final : public Device {
       add(stats_.tx_bytes, tx_bytes_);
       add(stats_.rx_packets, rx_packets_);
       add(stats_.rx_bytes, rx_bytes_);
+      flushed_translations_ = translations_;
       add(stats_.translations, translations_);
       add(stats_.iotlb_misses, misses_);
       add(stats_.retries, retries_);
@@ -595,6 +601,15 @@ class DeviceImpl final : public Device {
       add(stats_.drops, drops_);
       add(stats_.errors, errors_);
       add(stats_.checksum, checksum_);
+      // Designs with a micro-cache count their slow-path lookups; the rest of the
+      // translations since the last flush were cache hits.
+      if constexpr (requires(const D& d) { d.CacheMisses(); }) {
+        const uint64_t cache_misses = reader_->table().CacheMisses();
+        const uint64_t slow = cache_misses - cache_misses_seen_;
+        cache_misses_seen_ = cache_misses;
+        if (flushed_translations_ > slow)
+          stats_.cache_hits.fetch_add(flushed_translations_ - slow, std::memory_order_relaxed);
+      }
     }
 
     DeviceImpl* dev_;
@@ -610,6 +625,8 @@ class DeviceImpl final : public Device {
     bool rx_pushed_ = false, tx_pushed_ = false;
     uint64_t tx_packets_ = 0, tx_bytes_ = 0, rx_packets_ = 0, rx_bytes_ = 0, translations_ = 0;
     uint64_t misses_ = 0, retries_ = 0, access_fails_ = 0, drops_ = 0, errors_ = 0, checksum_ = 0;
+    uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
+    uint64_t burst_epoch_ = 0;
   };
 
   iotlb::Replicated<D> iotlb_;

@@ -169,6 +169,11 @@ class Device {
   void StopWorkers();  // asks every worker to exit and waits; DeviceImpl joins the threads
 
   DeviceConfig config_;
+  // Bumped (seq_cst) after every UPDATE/INVALIDATE is published to the replicas. A worker that
+  // is about to sleep while waiting for the IOTLB compares it with the value it saw before its
+  // burst, and WakeIotlbWaiters() reads the workers' waiting flags after bumping it: one of the
+  // two always sees the other, so no UPDATE is slept through.
+  std::atomic<uint64_t> iotlb_epoch_{0};
   Counters* counters_;
   BackendChannel backend_channel_;
   std::vector<std::unique_ptr<QueueState>> queues_;
