@@ -72,71 +72,81 @@ void RegisterCounters(py::module_& m) {
         "The default event set: hardware (cycles, instructions, branch-misses, "
         "L1-dcache-load-misses, LLC-load-misses, dTLB-load-misses), software (task-clock, "
         "page-faults, context-switches, cpu-migrations) and 'tsc'.");
-  m.def("resolve_events",
-        [](const std::vector<std::string>& names) {
-          auto specs = counters::ResolveEvents(names);
-          if (!specs) throw py::value_error(specs.error().message);
-          py::list out;
-          for (const auto& s : specs.value()) {
-            py::dict d;
-            d["event"] = s.name;
-            d["pfm_name"] = s.pfm_name;
-            d["kind"] = counters::EventKindName(s.kind);
-            d["unit"] = s.unit;
-            out.append(d);
-          }
-          return out;
-        },
-        py::arg("names"),
-        "Resolves event names with libpfm4. ValueError naming the first unknown event.");
-  m.def("probe_events",
-        [](const std::vector<std::string>& names) {
-          py::list out;
-          for (const auto& st : counters::ProbeEvents(names)) {
-            py::dict d;
-            d["event"] = st.name;
-            d["pfm_name"] = st.pfm_name;
-            d["kind"] = st.pfm_name.empty() ? "unknown" : counters::EventKindName(st.kind);
-            d["available"] = st.available;
-            d["reason"] = st.reason;
-            d["sample"] = st.sample;
-            d["unit"] = st.unit;
-            out.append(d);
-          }
-          return out;
-        },
-        py::arg("names") = std::vector<std::string>{},
-        "Opens each event alone on the calling thread over a short loop and reports whether it "
-        "counts here and, when not, why (what `vhostlab counters` prints). Unknown names are "
-        "reported, not raised.");
+  m.def(
+      "resolve_events",
+      [](const std::vector<std::string>& names) {
+        auto specs = counters::ResolveEvents(names);
+        if (!specs) throw py::value_error(specs.error().message);
+        py::list out;
+        for (const auto& s : specs.value()) {
+          py::dict d;
+          d["event"] = s.name;
+          d["pfm_name"] = s.pfm_name;
+          d["kind"] = counters::EventKindName(s.kind);
+          d["unit"] = s.unit;
+          out.append(d);
+        }
+        return out;
+      },
+      py::arg("names"),
+      "Resolves event names with libpfm4. ValueError naming the first unknown event.");
+  m.def(
+      "probe_events",
+      [](const std::vector<std::string>& names) {
+        py::list out;
+        for (const auto& st : counters::ProbeEvents(names)) {
+          py::dict d;
+          d["event"] = st.name;
+          d["pfm_name"] = st.pfm_name;
+          d["kind"] = st.pfm_name.empty() ? "unknown" : counters::EventKindName(st.kind);
+          d["available"] = st.available;
+          d["reason"] = st.reason;
+          d["sample"] = st.sample;
+          d["unit"] = st.unit;
+          out.append(d);
+        }
+        return out;
+      },
+      py::arg("names") = std::vector<std::string>{},
+      "Opens each event alone on the calling thread over a short loop and reports whether it "
+      "counts here and, when not, why (what `vhostlab counters` prints). Unknown names are "
+      "reported, not raised.");
   m.def("have_hardware_pmu", &counters::HaveHardwarePmu,
         "True when the kernel exposes a hardware PMU (/sys/bus/event_source/devices/cpu*).");
   m.def("perf_event_paranoid", &counters::PerfEventParanoid,
         "/proc/sys/kernel/perf_event_paranoid (-100 when unreadable).");
-  m.def("gettid", [] { return static_cast<int>(syscall(SYS_gettid)); },
-        "The kernel thread id of the calling thread.");
-  m.def("set_log_level",
-        [](const std::string& level) {
-          if (level == "error") LogThreshold() = LogLevel::kError;
-          else if (level == "warn") LogThreshold() = LogLevel::kWarn;
-          else if (level == "info") LogThreshold() = LogLevel::kInfo;
-          else if (level == "debug") LogThreshold() = LogLevel::kDebug;
-          else throw py::value_error("log level must be error, warn, info or debug");
-        },
-        py::arg("level"),
-        "Threshold of the C++ library's stderr log (process-wide): error, warn, info, debug.");
+  m.def(
+      "gettid", [] { return static_cast<int>(syscall(SYS_gettid)); },
+      "The kernel thread id of the calling thread.");
+  m.def(
+      "set_log_level",
+      [](const std::string& level) {
+        if (level == "error")
+          LogThreshold() = LogLevel::kError;
+        else if (level == "warn")
+          LogThreshold() = LogLevel::kWarn;
+        else if (level == "info")
+          LogThreshold() = LogLevel::kInfo;
+        else if (level == "debug")
+          LogThreshold() = LogLevel::kDebug;
+        else
+          throw py::value_error("log level must be error, warn, info or debug");
+      },
+      py::arg("level"),
+      "Threshold of the C++ library's stderr log (process-wide): error, warn, info, debug.");
   m.def("read_tsc", &counters::ReadTsc, "One `lfence; rdtsc` timestamp (ticks).");
-  m.def("tsc_info",
-        [] {
-          const auto& c = counters::TscClock::Get();
-          py::dict d;
-          d["hz"] = c.hz;
-          d["invariant"] = c.invariant;
-          d["calibration_spread"] = c.calibration_spread;
-          d["description"] = c.Describe();
-          return d;
-        },
-        "The TSC's calibrated rate and whether it is invariant (calibrated once per process).");
+  m.def(
+      "tsc_info",
+      [] {
+        const auto& c = counters::TscClock::Get();
+        py::dict d;
+        d["hz"] = c.hz;
+        d["invariant"] = c.invariant;
+        d["calibration_spread"] = c.calibration_spread;
+        d["description"] = c.Describe();
+        return d;
+      },
+      "The TSC's calibrated rate and whether it is invariant (calibrated once per process).");
 
   py::class_<PySession>(m, "CounterSession",
                         "perf_event groups over one or more threads (low level; use "

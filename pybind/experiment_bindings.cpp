@@ -110,7 +110,8 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("seconds", &RunConfig::seconds)
       .def_readwrite("queue_pairs", &RunConfig::queue_pairs)
       .def_readwrite("ring_size", &RunConfig::ring_size)
-      .def_readwrite("packet_size", &RunConfig::packet_size, "frame bytes (virtio-net header excluded)")
+      .def_readwrite("packet_size", &RunConfig::packet_size,
+                     "frame bytes (virtio-net header excluded)")
       .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
       .def_readwrite("seed", &RunConfig::seed)
       .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set")
@@ -147,7 +148,8 @@ void RegisterExperiment(py::module_& m) {
       .def_readonly_static("SCHEMA_VERSION", &RunRecord::kSchemaVersion)
       .def("get", &RunRecord::Get, py::arg("name"), py::arg("queue") = -1,
            "A metric's value (queue -1 = whole run); NaN when absent.")
-      .def("to_json", &RunRecord::ToJson, "The record as JSON (what `vhostlab run --json` writes).");
+      .def("to_json", &RunRecord::ToJson,
+           "The record as JSON (what `vhostlab run --json` writes).");
 
   py::class_<RunHandle>(m, "RunHandle",
                         "A run in progress on its own thread (low level; use vhostlab.run()).")
@@ -167,22 +169,23 @@ void RegisterExperiment(py::module_& m) {
 
 #if VHOSTLAB_HAVE_PROFILE
   m.attr("HAVE_PROFILES") = true;
-  m.def("load_profile",
-        [](const std::string& name_or_path) {
-          auto p = experiment::LoadProfile(name_or_path);
-          if (!p) throw py::value_error(p.error().message);
-          py::dict d;
-          d["name"] = p->name;
-          d["description"] = p->description;
-          d["path"] = p->path;
-          d["runs"] = p->runs;
-          return d;
-        },
-        py::arg("name_or_path"),
-        "Loads a workload profile (a path, or a name looked up as profiles/<name>.toml) the way "
-        "`vhostlab run --profile` does: dict with name, description, path and runs (one "
-        "RunConfig per point of its [sweep]). ValueError naming file, line and key on a bad "
-        "profile.");
+  m.def(
+      "load_profile",
+      [](const std::string& name_or_path) {
+        auto p = experiment::LoadProfile(name_or_path);
+        if (!p) throw py::value_error(p.error().message);
+        py::dict d;
+        d["name"] = p->name;
+        d["description"] = p->description;
+        d["path"] = p->path;
+        d["runs"] = p->runs;
+        return d;
+      },
+      py::arg("name_or_path"),
+      "Loads a workload profile (a path, or a name looked up as profiles/<name>.toml) the way "
+      "`vhostlab run --profile` does: dict with name, description, path and runs (one "
+      "RunConfig per point of its [sweep]). ValueError naming file, line and key on a bad "
+      "profile.");
 #else
   m.attr("HAVE_PROFILES") = false;
 #endif

@@ -37,9 +37,12 @@ iotlb::IovaRange ToRange(uint64_t iova, uint64_t size) {
 
 const char* OutcomeName(iotlb::Outcome o) {
   switch (o) {
-    case iotlb::Outcome::kHit: return "hit";
-    case iotlb::Outcome::kMiss: return "miss";
-    case iotlb::Outcome::kAccessFail: return "access_fail";
+    case iotlb::Outcome::kHit:
+      return "hit";
+    case iotlb::Outcome::kMiss:
+      return "miss";
+    case iotlb::Outcome::kAccessFail:
+      return "access_fail";
   }
   return "?";
 }
@@ -69,22 +72,30 @@ void RegisterIotlb(py::module_& m) {
 
   py::class_<iotlb::Translation>(m, "Translation",
                                  "The answer for the first contiguous piece of a lookup.")
-      .def_property_readonly("outcome", [](const iotlb::Translation& t) { return OutcomeName(t.outcome); },
-                             "'hit', 'miss' (iova not covered) or 'access_fail' (covered "
-                             "without the permission asked for)")
+      .def_property_readonly(
+          "outcome", [](const iotlb::Translation& t) { return OutcomeName(t.outcome); },
+          "'hit', 'miss' (iova not covered) or 'access_fail' (covered "
+          "without the permission asked for)")
       .def_property_readonly("hit", &iotlb::Translation::hit)
-      .def_property_readonly("uaddr", [](const iotlb::Translation& t) -> py::object {
+      .def_property_readonly(
+          "uaddr",
+          [](const iotlb::Translation& t) -> py::object {
             return t.hit() ? py::int_(t.uaddr) : py::object(py::none());
-          }, "front-end user address of iova on a hit, else None")
-      .def_property_readonly("len", [](const iotlb::Translation& t) -> py::object {
+          },
+          "front-end user address of iova on a hit, else None")
+      .def_property_readonly(
+          "len",
+          [](const iotlb::Translation& t) -> py::object {
             return t.hit() ? py::int_(t.len) : py::object(py::none());
-          }, "contiguous bytes granted from iova on a hit (<= the length asked), else None")
+          },
+          "contiguous bytes granted from iova on a hit (<= the length asked), else None")
       .def("__bool__", &iotlb::Translation::hit)
       .def("__repr__", [](const iotlb::Translation& t) {
         if (!t.hit()) return std::string("Translation(") + OutcomeName(t.outcome) + ")";
         char buf[96];
         std::snprintf(buf, sizeof buf, "Translation(hit, uaddr=0x%llx, len=%llu)",
-                      static_cast<unsigned long long>(t.uaddr), static_cast<unsigned long long>(t.len));
+                      static_cast<unsigned long long>(t.uaddr),
+                      static_cast<unsigned long long>(t.len));
         return std::string(buf);
       });
 
@@ -94,65 +105,79 @@ void RegisterIotlb(py::module_& m) {
                       "VHOST_USER_IOTLB_MSG UPDATE/INVALIDATE describe them. Not thread-safe.")
       .def(py::init<const std::string&>(), py::arg("design"),
            "Creates an empty table of the named design; ValueError for an unknown name.")
-      .def_property_readonly("design", [](const PyIotlb& t) { return std::string(t.table().Name()); })
-      .def("insert",
-           [](PyIotlb& t, uint64_t iova, uint64_t size, uint64_t uaddr, const std::string& perm) {
-             const iotlb::InsertStatus s = t.table().Insert(ToRange(iova, size), uaddr, ParsePerm(perm));
-             if (s == iotlb::InsertStatus::kInvalidRange) throw py::value_error("invalid range or permission");
-             return s == iotlb::InsertStatus::kEvicted ? "evicted" : "ok";
-           },
-           py::arg("iova"), py::arg("size"), py::arg("uaddr"), py::arg("perm") = "rw",
-           "An UPDATE: maps [iova, iova + size) to uaddr with perm ('r', 'w', 'rw'), replacing "
-           "whatever it overlaps. Returns 'ok', or 'evicted' when a capacity-limited design "
-           "dropped an older entry to make room.")
-      .def("invalidate",
-           [](PyIotlb& t, uint64_t iova, uint64_t size) { return t.table().Invalidate(ToRange(iova, size)); },
-           py::arg("iova"), py::arg("size"),
-           "An INVALIDATE: removes (or trims) every entry overlapping [iova, iova + size). "
-           "Returns the number of entries removed or trimmed.")
-      .def("invalidate_all", [](PyIotlb& t) { return t.table().Invalidate(iotlb::kFullRange); },
-           "Invalidates the whole IOVA space [0, 2**64 - 1].")
-      .def("translate",
-           [](const PyIotlb& t, uint64_t iova, uint64_t length, const std::string& perm) {
-             if (length == 0) throw py::value_error("length must be at least 1");
-             if (iova + (length - 1) < iova) throw py::value_error("iova + length wraps");
-             return t.table().Translate(iova, length, ParsePerm(perm));
-           },
-           py::arg("iova"), py::arg("length") = 1, py::arg("perm") = "r",
-           "Looks up [iova, iova + length) needing perm. Returns a Translation for the first "
-           "contiguous piece: ask again at iova + t.len for the rest.")
-      .def("translate_batch",
-           [](const PyIotlb& t, py::array_t<uint64_t, py::array::c_style | py::array::forcecast> iovas,
-              uint64_t length, const std::string& perm) {
-             if (length == 0) throw py::value_error("length must be at least 1");
-             const iotlb::Perm p = ParsePerm(perm);
-             const uint64_t* data = iovas.data();
-             const std::size_t n = static_cast<std::size_t>(iovas.size());
-             BatchResult r;
-             {
-               py::gil_scoped_release release;
-               r = t.table().TranslateBatch(data, n, length, p);
-             }
-             py::dict d;
-             d["translations"] = n;
-             d["hits"] = r.hits;
-             d["misses"] = r.misses;
-             d["access_fails"] = r.access_fails;
-             d["bytes"] = r.bytes;
-             return d;
-           },
-           py::arg("iovas"), py::arg("length") = 1, py::arg("perm") = "r",
-           "Translates every iova of a numpy uint64 array in one C++ loop (the GIL released), "
-           "so counters around it measure the design rather than Python. Returns a dict: "
-           "translations, hits, misses, access_fails, bytes.")
-      .def("clear", [](PyIotlb& t) { t.table().Clear(); }, "Removes every entry.")
-      .def("size", [](const PyIotlb& t) { return t.table().Size(); }, "Number of live entries.")
-      .def("memory_bytes", [](const PyIotlb& t) { return t.table().MemoryBytes(); },
-           "Heap + inline bytes the table uses.")
+      .def_property_readonly("design",
+                             [](const PyIotlb& t) { return std::string(t.table().Name()); })
+      .def(
+          "insert",
+          [](PyIotlb& t, uint64_t iova, uint64_t size, uint64_t uaddr, const std::string& perm) {
+            const iotlb::InsertStatus s =
+                t.table().Insert(ToRange(iova, size), uaddr, ParsePerm(perm));
+            if (s == iotlb::InsertStatus::kInvalidRange)
+              throw py::value_error("invalid range or permission");
+            return s == iotlb::InsertStatus::kEvicted ? "evicted" : "ok";
+          },
+          py::arg("iova"), py::arg("size"), py::arg("uaddr"), py::arg("perm") = "rw",
+          "An UPDATE: maps [iova, iova + size) to uaddr with perm ('r', 'w', 'rw'), replacing "
+          "whatever it overlaps. Returns 'ok', or 'evicted' when a capacity-limited design "
+          "dropped an older entry to make room.")
+      .def(
+          "invalidate",
+          [](PyIotlb& t, uint64_t iova, uint64_t size) {
+            return t.table().Invalidate(ToRange(iova, size));
+          },
+          py::arg("iova"), py::arg("size"),
+          "An INVALIDATE: removes (or trims) every entry overlapping [iova, iova + size). "
+          "Returns the number of entries removed or trimmed.")
+      .def(
+          "invalidate_all", [](PyIotlb& t) { return t.table().Invalidate(iotlb::kFullRange); },
+          "Invalidates the whole IOVA space [0, 2**64 - 1].")
+      .def(
+          "translate",
+          [](const PyIotlb& t, uint64_t iova, uint64_t length, const std::string& perm) {
+            if (length == 0) throw py::value_error("length must be at least 1");
+            if (iova + (length - 1) < iova) throw py::value_error("iova + length wraps");
+            return t.table().Translate(iova, length, ParsePerm(perm));
+          },
+          py::arg("iova"), py::arg("length") = 1, py::arg("perm") = "r",
+          "Looks up [iova, iova + length) needing perm. Returns a Translation for the first "
+          "contiguous piece: ask again at iova + t.len for the rest.")
+      .def(
+          "translate_batch",
+          [](const PyIotlb& t,
+             py::array_t<uint64_t, py::array::c_style | py::array::forcecast> iovas,
+             uint64_t length, const std::string& perm) {
+            if (length == 0) throw py::value_error("length must be at least 1");
+            const iotlb::Perm p = ParsePerm(perm);
+            const uint64_t* data = iovas.data();
+            const std::size_t n = static_cast<std::size_t>(iovas.size());
+            BatchResult r;
+            {
+              py::gil_scoped_release release;
+              r = t.table().TranslateBatch(data, n, length, p);
+            }
+            py::dict d;
+            d["translations"] = n;
+            d["hits"] = r.hits;
+            d["misses"] = r.misses;
+            d["access_fails"] = r.access_fails;
+            d["bytes"] = r.bytes;
+            return d;
+          },
+          py::arg("iovas"), py::arg("length") = 1, py::arg("perm") = "r",
+          "Translates every iova of a numpy uint64 array in one C++ loop (the GIL released), "
+          "so counters around it measure the design rather than Python. Returns a dict: "
+          "translations, hits, misses, access_fails, bytes.")
+      .def(
+          "clear", [](PyIotlb& t) { t.table().Clear(); }, "Removes every entry.")
+      .def(
+          "size", [](const PyIotlb& t) { return t.table().Size(); }, "Number of live entries.")
+      .def(
+          "memory_bytes", [](const PyIotlb& t) { return t.table().MemoryBytes(); },
+          "Heap + inline bytes the table uses.")
       .def("__len__", [](const PyIotlb& t) { return t.table().Size(); })
       .def("__repr__", [](const PyIotlb& t) {
-        return "Iotlb('" + std::string(t.table().Name()) + "', entries=" +
-               std::to_string(t.table().Size()) + ")";
+        return "Iotlb('" + std::string(t.table().Name()) +
+               "', entries=" + std::to_string(t.table().Size()) + ")";
       });
 }
 

@@ -58,7 +58,8 @@ std::mutex& PfmMutex() {
 
 Status InitPfm() {
   static const int rc = pfm_initialize();
-  if (rc != PFM_SUCCESS) return Error{std::string("libpfm4 failed to initialise: ") + pfm_strerror(rc)};
+  if (rc != PFM_SUCCESS)
+    return Error{std::string("libpfm4 failed to initialise: ") + pfm_strerror(rc)};
   return Status::Ok();
 }
 
@@ -100,9 +101,9 @@ Result<Resolved> ResolveOne(const std::string& name) {
   std::free(fstr);
   r.attr.size = sizeof r.attr;
   r.spec.kind = r.attr.type == PERF_TYPE_SOFTWARE ? EventKind::kSoftware : EventKind::kHardware;
-  const bool is_clock = r.attr.type == PERF_TYPE_SOFTWARE &&
-                        (r.attr.config == PERF_COUNT_SW_TASK_CLOCK ||
-                         r.attr.config == PERF_COUNT_SW_CPU_CLOCK);
+  const bool is_clock =
+      r.attr.type == PERF_TYPE_SOFTWARE &&
+      (r.attr.config == PERF_COUNT_SW_TASK_CLOCK || r.attr.config == PERF_COUNT_SW_CPU_CLOCK);
   r.spec.unit = is_clock ? "ns" : "count";
   return r;
 }
@@ -135,27 +136,38 @@ uint32_t GroupKey(const perf_event_attr& attr) {
 
 std::string ErrnoName(int err) {
   switch (err) {
-    case ENOENT: return "ENOENT";
-    case ENODEV: return "ENODEV";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EACCES: return "EACCES";
-    case EPERM: return "EPERM";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case EBUSY: return "EBUSY";
-    default: return "errno " + std::to_string(err);
+    case ENOENT:
+      return "ENOENT";
+    case ENODEV:
+      return "ENODEV";
+    case EOPNOTSUPP:
+      return "EOPNOTSUPP";
+    case EACCES:
+      return "EACCES";
+    case EPERM:
+      return "EPERM";
+    case EINVAL:
+      return "EINVAL";
+    case EMFILE:
+      return "EMFILE";
+    case EBUSY:
+      return "EBUSY";
+    default:
+      return "errno " + std::to_string(err);
   }
 }
 
 std::string UnavailableReason(int err, EventKind kind) {
-  const std::string detail = " (perf_event_open: " + ErrnoName(err) + ", " + std::strerror(err) + ")";
+  const std::string detail =
+      " (perf_event_open: " + ErrnoName(err) + ", " + std::strerror(err) + ")";
   switch (err) {
     case ENOENT:
     case ENODEV:
     case EOPNOTSUPP:
       if (kind == EventKind::kHardware && !HaveHardwarePmu()) {
         return "unavailable: no PMU (the kernel has no hardware PMU driver, e.g. a VM without a "
-               "virtual PMU)" + detail;
+               "virtual PMU)" +
+               detail;
       }
       return "unavailable: not supported by this CPU or kernel" + detail;
     case EACCES:
@@ -179,18 +191,21 @@ long PerfEventOpen(perf_event_attr* attr, int tid, int group_fd) {
 
 const char* EventKindName(EventKind kind) {
   switch (kind) {
-    case EventKind::kHardware: return "hardware";
-    case EventKind::kSoftware: return "software";
-    case EventKind::kTsc: return "tsc";
+    case EventKind::kHardware:
+      return "hardware";
+    case EventKind::kSoftware:
+      return "software";
+    case EventKind::kTsc:
+      return "tsc";
   }
   return "?";
 }
 
 const std::vector<std::string>& DefaultEvents() {
   static const std::vector<std::string> events = {
-      "cycles",     "instructions", "branch-misses",    "L1-dcache-load-misses",
-      "LLC-load-misses", "dTLB-load-misses", "task-clock", "page-faults",
-      "context-switches", "cpu-migrations", kTscName};
+      "cycles",           "instructions",     "branch-misses", "L1-dcache-load-misses",
+      "LLC-load-misses",  "dTLB-load-misses", "task-clock",    "page-faults",
+      "context-switches", "cpu-migrations",   kTscName};
   return events;
 }
 
@@ -227,7 +242,7 @@ struct ThreadCounters::Impl {
   struct Slot {
     EventSpec spec;
     perf_event_attr attr;
-    int group = -1;      // index into groups; -1 for tsc and unavailable events
+    int group = -1;  // index into groups; -1 for tsc and unavailable events
     UniqueFd fd;
     uint64_t id = 0;     // kernel event id (PERF_FORMAT_ID) to find the value in a group read
     std::string reason;  // why unavailable; empty when open
@@ -295,8 +310,9 @@ Result<ThreadCounters> ThreadCounters::Open(const std::vector<std::string>& even
       a.exclude_kernel = 1;
       a.exclude_hv = 1;
       fd = PerfEventOpen(&a, impl->tid, leader_fd);
-      if (fd >= 0) slot.note = "user space only (perf_event_paranoid=" +
-                               std::to_string(PerfEventParanoid()) + ")";
+      if (fd >= 0)
+        slot.note =
+            "user space only (perf_event_paranoid=" + std::to_string(PerfEventParanoid()) + ")";
     }
     if (fd < 0) {
       const int err = errno;
@@ -373,7 +389,8 @@ Result<std::vector<Reading>> ThreadCounters::Read() const {
   // One read() per group: [nr, time_enabled, time_running, {value, id} x nr].
   for (const Impl::Group& g : impl_->groups) {
     std::vector<uint64_t> buf(3 + 2 * g.members.size());
-    const ssize_t n = read(impl_->slots[g.leader].fd.get(), buf.data(), buf.size() * sizeof(uint64_t));
+    const ssize_t n =
+        read(impl_->slots[g.leader].fd.get(), buf.data(), buf.size() * sizeof(uint64_t));
     if (n < static_cast<ssize_t>(3 * sizeof(uint64_t))) {
       return Error{std::string("counters: reading a group failed: ") +
                    (n < 0 ? std::strerror(errno) : "short read")};
@@ -520,7 +537,9 @@ std::vector<EventStatus> ProbeEvents(const std::vector<std::string>& names) {
     if (mem != MAP_FAILED) munmap(mem, kBytes);
     auto readings = tc->Read();
     if (!started || !stopped || !readings) {
-      st.reason = !started ? started.message() : !stopped ? stopped.message() : readings.error().message;
+      st.reason = !started   ? started.message()
+                  : !stopped ? stopped.message()
+                             : readings.error().message;
     } else {
       const Reading& r = readings->front();
       st.available = r.available;

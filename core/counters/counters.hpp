@@ -46,7 +46,7 @@ struct EventSpec {
   std::string name;      // as requested
   std::string pfm_name;  // libpfm's fully qualified name ("perf::PERF_COUNT_HW_CPU_CYCLES:...")
   EventKind kind = EventKind::kHardware;
-  std::string unit;      // "count", "ns" (task-clock), "ticks" (tsc)
+  std::string unit;  // "count", "ns" (task-clock), "ticks" (tsc)
 };
 
 // The default set: cycles, instructions, branch-misses, L1-dcache-load-misses, LLC-load-misses,
@@ -61,8 +61,8 @@ Result<std::vector<EventSpec>> ResolveEvents(const std::vector<std::string>& nam
 struct Reading {
   std::string event;
   EventKind kind = EventKind::kHardware;
-  double value = 0;          // scaled when multiplexed; NaN when !available
-  uint64_t raw = 0;          // unscaled kernel count (tsc: ticks); meaningless when !available
+  double value = 0;  // scaled when multiplexed; NaN when !available
+  uint64_t raw = 0;  // unscaled kernel count (tsc: ticks); meaningless when !available
   std::string unit;
   bool available = false;
   bool multiplexed = false;
@@ -136,8 +136,8 @@ struct EventStatus {
   std::string pfm_name;
   EventKind kind = EventKind::kHardware;
   bool available = false;
-  std::string reason;   // empty when available
-  double sample = 0;    // the value over the probe loop (NaN when unavailable)
+  std::string reason;  // empty when available
+  double sample = 0;   // the value over the probe loop (NaN when unavailable)
   std::string unit;
 };
 std::vector<EventStatus> ProbeEvents(const std::vector<std::string>& names);

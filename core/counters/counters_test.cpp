@@ -3,6 +3,7 @@
 // silently missing; attaching to another thread counts that thread, not the caller.
 #include "core/counters/counters.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -13,8 +14,6 @@
 #include <chrono>
 #include <cmath>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/counters/run_counters.hpp"
 #include "core/counters/tsc.hpp"
@@ -104,8 +103,8 @@ TEST(ThreadCounters, DefaultSetOnCallingThread) {
   // the mapping is not madvised, so no huge page can hide them).
   constexpr size_t kPages = 64;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  void* mem = mmap(nullptr, kPages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, kPages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   for (size_t i = 0; i < kPages; ++i) static_cast<volatile char*>(mem)[i * page] = 1;
   SpinCpu(5e6);
@@ -201,7 +200,7 @@ TEST(ThreadCounters, AttachToAnotherThreadCountsThatThread) {
   auto m = mine->Read();
   ASSERT_TRUE(t.ok() && m.ok());
   ASSERT_TRUE((*t)[0].available);
-  EXPECT_GE((*t)[0].value, 25e6);          // the worker's 30 ms of CPU
+  EXPECT_GE((*t)[0].value, 25e6);           // the worker's 30 ms of CPU
   EXPECT_LT((*m)[0].value, (*t)[0].value);  // the sleeping caller burnt less than the worker
   EXPECT_TRUE((*t)[1].available);
 }
@@ -240,10 +239,17 @@ TEST(Session, SumsOverAttachedThreads) {
 
 TEST(SumReadings, UnavailableAndMultiplexedPropagate) {
   Reading ok{"cycles", EventKind::kHardware, 100, 100, "count", true, false, 1, ""};
-  Reading muxed{"cycles", EventKind::kHardware, 200, 50, "count", true, true, 0.25,
+  Reading muxed{"cycles",
+                EventKind::kHardware,
+                200,
+                50,
+                "count",
+                true,
+                true,
+                0.25,
                 "multiplexed: counted 25.0% of the time, scaled"};
-  Reading gone{"cycles", EventKind::kHardware, NAN, 0, "count", false, false, 1,
-               "unavailable: no PMU"};
+  Reading gone{"cycles", EventKind::kHardware, NAN, 0, "count", false, false,
+               1,        "unavailable: no PMU"};
   auto s1 = SumReadings({{ok}, {muxed}});
   EXPECT_DOUBLE_EQ(s1[0].value, 300);
   EXPECT_TRUE(s1[0].multiplexed);

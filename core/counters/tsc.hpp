@@ -33,8 +33,8 @@ inline constexpr bool kHaveTsc = false;
 #endif
 
 struct TscClock {
-  bool invariant = false;  // constant rate across P-/C-states (CPUID 0x80000007 EDX[8])
-  double hz = 0;           // ticks per second, calibrated
+  bool invariant = false;         // constant rate across P-/C-states (CPUID 0x80000007 EDX[8])
+  double hz = 0;                  // ticks per second, calibrated
   double calibration_spread = 0;  // relative spread of the calibration windows (max-min)/median
 
   // The process-wide clock, calibrated on first use (takes ~20 ms once; thread-safe).

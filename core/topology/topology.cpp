@@ -98,9 +98,9 @@ Result<Topology> Topology::Load() {
     t.numa_.push_back(std::move(info));
   }
 
-  const hwloc_obj_type_t cache_types[] = {HWLOC_OBJ_L1CACHE,  HWLOC_OBJ_L1ICACHE, HWLOC_OBJ_L2CACHE,
-                                          HWLOC_OBJ_L2ICACHE, HWLOC_OBJ_L3CACHE,  HWLOC_OBJ_L3ICACHE,
-                                          HWLOC_OBJ_L4CACHE,  HWLOC_OBJ_L5CACHE};
+  const hwloc_obj_type_t cache_types[] = {
+      HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L1ICACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L2ICACHE,
+      HWLOC_OBJ_L3CACHE, HWLOC_OBJ_L3ICACHE, HWLOC_OBJ_L4CACHE, HWLOC_OBJ_L5CACHE};
   for (hwloc_obj_type_t type : cache_types) {
     const int n = hwloc_get_nbobjs_by_type(topo, type);
     for (int k = 0; k < n; ++k) {
@@ -130,7 +130,8 @@ Status Topology::BindThisThreadToCore(int core) const {
                  std::to_string(cores_.size()) + " cores)"};
   }
   hwloc_obj_t obj = hwloc_get_obj_by_type(handle_->topo, HWLOC_OBJ_CORE, core);
-  if (hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD | HWLOC_CPUBIND_STRICT) != 0 &&
+  if (hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD | HWLOC_CPUBIND_STRICT) !=
+          0 &&
       hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
     return Error{"topology: binding to core " + std::to_string(core) + " (PUs " +
                  Join(cores_[core].pus) + ") refused"};

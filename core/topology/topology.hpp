@@ -18,20 +18,20 @@
 namespace vhostlab::topology {
 
 struct CoreInfo {
-  int index = 0;              // logical index, what BindThisThreadToCore() takes
-  int os_index = -1;          // the kernel's core id (-1 when unknown)
-  int numa_node = -1;         // logical index of the NUMA node holding it
-  std::vector<int> pus;       // OS cpu numbers of its hardware threads
+  int index = 0;         // logical index, what BindThisThreadToCore() takes
+  int os_index = -1;     // the kernel's core id (-1 when unknown)
+  int numa_node = -1;    // logical index of the NUMA node holding it
+  std::vector<int> pus;  // OS cpu numbers of its hardware threads
 };
 
 struct CacheInfo {
-  int level = 0;              // 1, 2, 3, ...
-  std::string type;           // "data", "instruction", "unified"
+  int level = 0;     // 1, 2, 3, ...
+  std::string type;  // "data", "instruction", "unified"
   uint64_t size_bytes = 0;
   uint32_t line_bytes = 0;
-  int ways = 0;               // -1 = fully associative, 0 = unknown
-  std::vector<int> cores;     // logical core indices sharing this cache
-  std::vector<int> pus;       // OS cpu numbers sharing it
+  int ways = 0;            // -1 = fully associative, 0 = unknown
+  std::vector<int> cores;  // logical core indices sharing this cache
+  std::vector<int> pus;    // OS cpu numbers sharing it
 };
 
 struct NumaNode {

@@ -2,6 +2,7 @@
 // with what the kernel says (sysconf, sched_getaffinity), whatever the machine.
 #include "core/topology/topology.hpp"
 
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <algorithm>
 #include <set>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace vhostlab::topology {
 namespace {

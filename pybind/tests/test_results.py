@@ -98,6 +98,23 @@ def test_bench_runner_summary(tmp_path):
     assert df.attrs["context"]["git_sha"] == "abc"
 
 
+GATE = {
+    "schema_version": 1, "command": "valgrind --tool=callgrind ...", "lookups": 20000,
+    "context": {"valgrind": "valgrind-3.19.0"},
+    "results": {"radix/2048-uniform-4k": {"ir_per_lookup": 41.5, "d1_read_miss_per_lookup": 1.25}},
+}
+
+
+def test_gate_baseline(tmp_path):
+    p = tmp_path / "iotlb_gate_baseline.json"
+    p.write_text(json.dumps(GATE))
+    df = vhostlab.load_results(p)
+    ir = df[df["metric"] == "ir_per_lookup"].iloc[0]
+    assert (ir["family"], ir["design"], ir["entries"], ir["pattern"], ir["page"], ir["value"]) == \
+        ("gate", "radix", 2048, "uniform", "4k", 41.5)
+    assert df.attrs["context"]["lookups"] == 20000
+
+
 def test_mixed_directory_and_garbage_are_errors(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(RECORD))
     (tmp_path / "b.json").write_text(json.dumps(BENCH))

@@ -12,7 +12,11 @@ and become one row per metric. A file may also hold a list of records, or an obj
 forms are read: raw Google Benchmark JSON (``{"context": ..., "benchmarks": [...]}``) and the
 summaries bench/run_iotlb_bench.py writes to results/bench/iotlb_<suite>.json
 (``{"schema_version", "suite", "context", "rows": [{"bench", "design", ..., "ns_per_op",
-"ns_min", "ns_max", "counter_<name>"}]}``).
+"ns_min", "ns_max", "counter_<name>"}]}``). The CI gate's callgrind baseline
+(results/bench/iotlb_gate_baseline.json: ``{"command", "lookups", "context", "results":
+{"<design>/<entries>-<pattern>-<page>": {"ir_per_lookup", ...}}}``) loads the same way, family
+"gate": deterministic instruction and simulated cache-miss counts per lookup, which exist even
+where the machine has no PMU.
 
 An unavailable metric keeps ``value`` NaN (JSON null) and ``available`` False.
 """
@@ -153,6 +157,26 @@ def bench_summary_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
     return df
 
 
+def gate_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
+    """The callgrind gate baseline (bench/gate) as a tidy DataFrame, one row per count."""
+    rows = []
+    for key, counts in doc.get("results", {}).items():
+        design, _, case = key.partition("/")
+        parts = case.split("-")
+        base = {"family": "gate", "design": design, "name": key, "run_type": "callgrind",
+                "aggregate": "", "source": source, "note": "valgrind callgrind (simulated caches)"}
+        if len(parts) == 3 and parts[0].isdigit():
+            base.update(entries=int(parts[0]), pattern=parts[1], page=parts[2])
+        for metric, v in counts.items():
+            rows.append({**base, "metric": metric, "value": _value(v), "unit": "count/lookup"})
+    df = pd.DataFrame(rows, columns=BENCH_COLUMNS)
+    if not df.empty:
+        df["entries"] = pd.to_numeric(df["entries"], errors="coerce")
+    df.attrs["context"] = {**doc.get("context", {}), "command": doc.get("command", ""),
+                           "lookups": doc.get("lookups")}
+    return df
+
+
 def _records_in(doc: Any) -> Iterable[dict] | None:
     if isinstance(doc, list):
         return doc
@@ -172,6 +196,8 @@ def _load_one(path: Path) -> tuple[str, pd.DataFrame]:
         return "bench", bench_to_frame(doc, source=str(path))
     if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
         return "bench", bench_summary_to_frame(doc, source=str(path))
+    if isinstance(doc, dict) and isinstance(doc.get("results"), dict):
+        return "bench", gate_to_frame(doc, source=str(path))
     records = _records_in(doc)
     if records is None:
         raise ValueError(f"{path}: neither a vhostlab run record nor benchmark results")

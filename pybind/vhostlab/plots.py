@@ -26,6 +26,8 @@ def bar_by_design(df: pd.DataFrame, metric: str, queue: int = -1, ax=None, title
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     designs = list(dict.fromkeys(rows["design"]))
+    if "available" not in rows:  # benchmark frames: every value was measured
+        rows = rows.assign(available=rows["value"].notna())
     avail = [bool(rows[rows["design"] == d]["available"].all()) for d in designs]
     values = [rows[rows["design"] == d]["value"].median() if a else math.nan
               for d, a in zip(designs, avail)]
@@ -74,6 +76,8 @@ def counters_table(df: pd.DataFrame, index: list[str] | None = None) -> pd.DataF
     ``index``: the row keys (default: metric, plus entries when the frame has several sizes).
     Only combinations present in ``df`` appear (no cross product of the keys)."""
     shown = df.copy()
+    if "available" not in shown:
+        shown["available"] = shown["value"].notna()
     shown["shown"] = [f"{v:.4g}" if a else "unavailable"
                       for v, a in zip(shown["value"], shown["available"])]
     if index is None:
