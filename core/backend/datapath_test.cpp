@@ -44,8 +44,12 @@ struct Rig {
     Map(kTxRing, DriverQueue::Footprint(kQueueSize));
   }
 
-  void Start(bool indirect = true) {
+  // `resolve`, when given, starts a vIOMMU thread answering MISS messages once the backend
+  // channel exists and before any queue starts.
+  void Start(bool indirect = true,
+             std::function<TestFrontend::Mapping(uint64_t, uint8_t)> resolve = nullptr) {
     fe.Setup(iommu, indirect);
+    if (resolve) fe.StartMissServer(resolve);
     rx = &fe.AddQueue(0, kQueueSize, kRxRing);
     tx = &fe.AddQueue(1, kQueueSize, kTxRing);
     auto ring = [this](uint64_t off) { return RingAddr(off); };
@@ -134,12 +138,11 @@ TEST(DatapathTest, LoopbackWithIommuStatic4kMappings) {
 
 TEST(DatapathTest, ColdIommuMissesAreServedAndNothingIsDropped) {
   Rig rig(DeviceMode::kLoopback, true);
-  rig.fe.StartMissServer([](uint64_t iova, uint8_t) {
+  rig.Start(true, [](uint64_t iova, uint8_t) {
     const uint64_t page = iova & ~(kPage - 1);
     return TestFrontend::Mapping{page, kPage, TestFrontend::Uaddr(page - kIovaBase),
                                  protocol::kIotlbPermRw};
   });
-  rig.Start();
   rig.LoopbackAndVerify(200);
   rig.fe.StopMissServer();
   const QueueStats s = rig.Stats();
@@ -460,12 +463,11 @@ class DesignDatapathTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DesignDatapathTest, ColdMissesAndInvalidationsWithEveryByteVerified) {
   Rig rig(DeviceMode::kLoopback, true, 1, GetParam());
-  rig.fe.StartMissServer([](uint64_t iova, uint8_t) {
+  rig.Start(true, [](uint64_t iova, uint8_t) {
     const uint64_t page = iova & ~(kPage - 1);
     return TestFrontend::Mapping{page, kPage, TestFrontend::Uaddr(page - kIovaBase),
                                  protocol::kIotlbPermRw};
   });
-  rig.Start();
   for (uint32_t round = 0; round < 4; ++round) {
     rig.LoopbackAndVerify(40, round + 1);
     // Drop every buffer mapping; the rings stay mapped and the next round misses again.
@@ -477,7 +479,9 @@ TEST_P(DesignDatapathTest, ColdMissesAndInvalidationsWithEveryByteVerified) {
   EXPECT_GT(s.retries, 0u);
   EXPECT_EQ(s.drops, 0u);
   EXPECT_EQ(s.errors, 0u);
-  if (GetParam().rfind("microcache", 0) == 0) EXPECT_GT(s.cache_hits, 0u);
+  if (GetParam().rfind("microcache", 0) == 0) {
+    EXPECT_GT(s.cache_hits, 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDesigns, DesignDatapathTest,
