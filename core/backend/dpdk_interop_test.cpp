@@ -98,73 +98,96 @@ int64_t LastCounter(const std::string& out, const std::string& label) {
   return last;
 }
 
-// Parses the backend's final counter table: column name -> value for queue pair 0.
-std::map<std::string, uint64_t> BackendRow(const std::string& out) {
-  std::istringstream in(out);
-  std::string line;
-  std::vector<std::string> header;
-  std::map<std::string, uint64_t> row;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::vector<std::string> cols;
-    for (std::string c; ls >> c;) cols.push_back(c);
-    if (!cols.empty() && cols[0] == "qp") header = cols;
-    else if (!header.empty() && cols.size() == header.size() && cols[0] == "0") {
-      for (std::size_t i = 1; i < cols.size(); ++i) row[header[i]] = std::stoull(cols[i]);
-    }
-  }
-  return row;
-}
-
 struct InteropRun {
   std::string backend_out, testpmd_out;
-  std::map<std::string, uint64_t> row;
+  std::map<std::string, uint64_t> row;  // queue pair 0
+  std::vector<std::map<std::string, uint64_t>> rows;
   bool skipped = false;
   std::string skip_reason;
 };
 
-// Runs backend (mode) + testpmd (forward args) until testpmd reports `label` > 0 (bounded).
-InteropRun RunPair(const char* mode, std::vector<std::string> forward, const char* label) {
+struct Peers {
+  const char* mode;                       // backend --mode
+  std::vector<std::string> forward;       // testpmd forwarding arguments
+  const char* label;                      // testpmd counter that must become > 0
+  uint32_t queues = 1;                    // queue pairs on both sides
+  bool backend_client = false;            // backend --client, virtio-user server=1
+};
+
+// Parses every queue pair's row of the backend's counter table.
+std::vector<std::map<std::string, uint64_t>> BackendRows(const std::string& out, uint32_t n) {
+  std::vector<std::map<std::string, uint64_t>> rows(n);
+  std::istringstream in(out);
+  std::string line;
+  std::vector<std::string> header;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::vector<std::string> cols;
+    for (std::string c; ls >> c;) cols.push_back(c);
+    if (!cols.empty() && cols[0] == "qp") {
+      header = cols;
+    } else if (!header.empty() && cols.size() == header.size()) {
+      const uint32_t qp = static_cast<uint32_t>(std::stoul(cols[0]));
+      if (qp < n)
+        for (std::size_t i = 1; i < cols.size(); ++i) rows[qp][header[i]] = std::stoull(cols[i]);
+    }
+  }
+  return rows;
+}
+
+// Runs the backend CLI + testpmd until testpmd reports `label` > 0 (bounded), then stops both.
+InteropRun RunPair(const Peers& p) {
   InteropRun r;
   const std::string dir = TempDir();
   const std::string sock = dir + "/vhostlab.sock";
-  Child backend({VHOSTLAB_CLI, "backend", "--socket", sock, "--mode", mode}, dir + "/backend.out");
+  const std::string q = std::to_string(p.queues);
+  std::vector<std::string> backend_argv = {VHOSTLAB_CLI, "backend", "--socket", sock, "--mode",
+                                           p.mode, "--queues", q};
+  if (p.backend_client) backend_argv.push_back("--client");
+  std::vector<std::string> argv = {
+      "dpdk-testpmd", "--lcores", "0@0,1@0", "--no-huge", "-m", "512", "--no-pci",
+      "--file-prefix=vlbe" + std::to_string(::getpid()) + p.mode + q + (p.backend_client ? "c" : ""),
+      "--vdev",
+      "net_virtio_user0,path=" + sock + ",queues=" + q + (p.backend_client ? ",server=1" : ""),
+      "--", "--stats-period", "1", "--total-num-mbufs=16384", "--txq=" + q, "--rxq=" + q};
+  argv.insert(argv.end(), p.forward.begin(), p.forward.end());
   struct stat st;
-  EXPECT_TRUE(WaitFor([&] { return ::stat(sock.c_str(), &st) == 0 || !backend.Running(); }))
-      << "backend socket never appeared";
-  if (!backend.Running()) {
-    ADD_FAILURE() << "backend exited: " << backend.Output();
-    return r;
-  }
-  std::vector<std::string> argv = {"dpdk-testpmd", "--lcores", "0@0,1@0", "--no-huge", "-m", "512",
-                                   "--no-pci", "--file-prefix=vlbe" + std::to_string(::getpid()) + mode,
-                                   "--vdev", "net_virtio_user0,path=" + sock + ",queues=1", "--",
-                                   "--stats-period", "1", "--total-num-mbufs=16384"};
-  argv.insert(argv.end(), forward.begin(), forward.end());
-  {
-    Child testpmd(argv, dir + "/testpmd.out");
-    // Bounded: until packets are counted, or testpmd gives up.
-    WaitFor([&] { return !testpmd.Running() || LastCounter(testpmd.Output(), label) > 0; }, 60000);
-    const bool ran = testpmd.Running();
-    testpmd.Stop(SIGINT);
-    r.testpmd_out = testpmd.Output();
-    if (!ran && r.testpmd_out.find("Cannot init EAL") != std::string::npos) {
-      r.skipped = true;
-      r.skip_reason = "DPDK EAL cannot start on this machine:\n" + r.testpmd_out;
+  std::unique_ptr<Child> backend, testpmd;
+  if (!p.backend_client) {
+    backend = std::make_unique<Child>(backend_argv, dir + "/backend.out");
+    EXPECT_TRUE(WaitFor([&] { return ::stat(sock.c_str(), &st) == 0 || !backend->Running(); }))
+        << "backend socket never appeared";
+    if (!backend->Running()) {
+      ADD_FAILURE() << "backend exited: " << backend->Output();
+      return r;
     }
+    testpmd = std::make_unique<Child>(argv, dir + "/testpmd.out");
+  } else {
+    testpmd = std::make_unique<Child>(argv, dir + "/testpmd.out");
+    WaitFor([&] { return ::stat(sock.c_str(), &st) == 0 || !testpmd->Running(); }, 30000);
+    backend = std::make_unique<Child>(backend_argv, dir + "/backend.out");
   }
-  backend.Stop(SIGINT);
-  r.backend_out = backend.Output();
-  r.row = BackendRow(r.backend_out);
-  ::unlink((dir + "/backend.out").c_str());
-  ::unlink((dir + "/testpmd.out").c_str());
+  WaitFor([&] { return !testpmd->Running() || LastCounter(testpmd->Output(), p.label) > 0; },
+          60000);
+  const bool ran = testpmd->Running();
+  testpmd->Stop(SIGINT);
+  r.testpmd_out = testpmd->Output();
+  if (!ran && r.testpmd_out.find("Cannot init EAL") != std::string::npos) {
+    r.skipped = true;
+    r.skip_reason = "DPDK EAL cannot start on this machine:\n" + r.testpmd_out;
+  }
+  backend->Stop(SIGINT);
+  r.backend_out = backend->Output();
+  r.rows = BackendRows(r.backend_out, p.queues);
+  r.row = r.rows[0];
+  for (const char* f : {"/backend.out", "/testpmd.out"}) ::unlink((dir + f).c_str());
   ::rmdir(dir.c_str());
   return r;
 }
 
 TEST(DpdkVirtioUserTest, TxonlyPacketsArriveInSinkMode) {
   if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
-  InteropRun r = RunPair("sink", {"--forward-mode=txonly"}, "TX-packets:");
+  InteropRun r = RunPair({"sink", {"--forward-mode=txonly"}, "TX-packets:"});
   if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
   ASSERT_FALSE(r.row.empty()) << "no counter table from the backend:\n" << r.backend_out;
   const int64_t sent = LastCounter(r.testpmd_out, "TX-packets:");
@@ -181,7 +204,7 @@ TEST(DpdkVirtioUserTest, TxonlyPacketsArriveInSinkMode) {
 
 TEST(DpdkVirtioUserTest, IoForwardingBouncesThroughLoopback) {
   if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
-  InteropRun r = RunPair("loopback", {"--forward-mode=io", "--tx-first"}, "RX-packets:");
+  InteropRun r = RunPair({"loopback", {"--forward-mode=io", "--tx-first"}, "RX-packets:"});
   if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
   ASSERT_FALSE(r.row.empty()) << "no counter table from the backend:\n" << r.backend_out;
   EXPECT_GT(r.row["rx_pkts"], 0u) << r.backend_out << "\n---- testpmd:\n" << r.testpmd_out;
@@ -190,6 +213,28 @@ TEST(DpdkVirtioUserTest, IoForwardingBouncesThroughLoopback) {
               static_cast<long long>(LastCounter(r.testpmd_out, "RX-packets:")),
               static_cast<unsigned long long>(r.row["rx_pkts"]));
   EXPECT_EQ(r.row["drops"], 0u);
+  EXPECT_EQ(r.row["errors"], 0u);
+}
+
+TEST(DpdkVirtioUserTest, TwoQueuePairsBothCarryTraffic) {
+  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  InteropRun r = RunPair({"sink", {"--forward-mode=txonly"}, "TX-packets:", 2});
+  if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
+  ASSERT_EQ(r.rows.size(), 2u);
+  for (uint32_t qp = 0; qp < 2; ++qp) {
+    EXPECT_GT(r.rows[qp]["tx_pkts"], 0u) << "queue pair " << qp << "\n" << r.backend_out;
+    EXPECT_EQ(r.rows[qp]["errors"], 0u);
+  }
+  EXPECT_NE(r.backend_out.find("NET_MQ"), std::string::npos) << r.backend_out;
+}
+
+TEST(DpdkVirtioUserTest, BackendInClientModeConnectsToVirtioUserServer) {
+  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  Peers p{"sink", {"--forward-mode=txonly"}, "TX-packets:"};
+  p.backend_client = true;
+  InteropRun r = RunPair(p);
+  if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
+  EXPECT_GT(r.row["tx_pkts"], 0u) << r.backend_out << "\n---- testpmd:\n" << r.testpmd_out;
   EXPECT_EQ(r.row["errors"], 0u);
 }
 
