@@ -39,7 +39,7 @@ using namespace vhostlab::iotlb;
 template <typename F>
 void ForEachBenchDesign(F&& f) {
   ForEachDesign(f);
-  f.template operator()<SortedEytzinger>();
+  f.template operator()<SortedOther>();
   f.template operator()<MicroCacheHashDirect>();
 }
 

@@ -27,7 +27,7 @@ struct DesignList {};
 using AllDesigns = DesignList<Reference,
                               List,
                               Interval,
-                              SortedBranchFree,
+                              Sorted,
                               Hash,
                               HashAbsl,
                               Radix,

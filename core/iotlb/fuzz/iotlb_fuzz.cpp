@@ -58,7 +58,7 @@ void RunOne(const uint8_t* data, std::size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace vhostlab::iotlb;
   ForEachDesign([&]<Design D>() { RunOne<D>(data, size); });
-  RunOne<SortedEytzinger>(data, size);
+  RunOne<SortedOther>(data, size);
   RunOne<MicroCacheHashDirect>(data, size);
   RunOne<BasicList<16>>(data, size);  // small enough that fuzz inputs reach eviction
   return 0;

@@ -16,7 +16,7 @@ struct WithExtras<DesignList<Ds...>, Extra...> {
 };
 
 using AllTestedDesigns =
-    WithExtras<AllDesigns, SortedEytzinger, MicroCacheHashDirect>::Types;
+    WithExtras<AllDesigns, SortedOther, MicroCacheHashDirect>::Types;
 
 // Prints the design's registry name as the typed-test suffix.
 struct DesignNameGenerator {
