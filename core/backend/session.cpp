@@ -8,8 +8,8 @@
 // message name and why, counted in message_errors, and the session keeps serving.
 //
 // Replies (vhost-user spec, "Communication" and "REPLY_ACK"):
-//  - Requests with a defined reply (GET_*) always get one; when the handler fails, the reply is a
-//    u64 ~0 (so the front-end sees a size or value it cannot take as an answer, and the stream
+//  - Requests with a defined reply (GET_*) always get one, even when refused before the handler
+//    ran (bad version bits, oversized payload); on failure the reply is a u64 ~0 (so the front-end sees a size or value it cannot take as an answer, and the stream
 //    stays in sync).
 //  - Other requests with need_reply get a u64 (0 success, 1 failure) when REPLY_ACK was
 //    negotiated; IOTLB_MSG gets one whenever need_reply is set (QEMU always sets it, with or
@@ -226,7 +226,7 @@ Status Session::Dispatch(Message& m) {
     counters_->message_errors.fetch_add(1, std::memory_order_relaxed);
     VL_WARN("refused %s: %s", name.c_str(), result.error().message.c_str());
   }
-  if (h && h->has_reply && m.problem.ok()) {
+  if (h && h->has_reply) {
     if (ok) return channel_.Send(m.request(), protocol::kVersion | protocol::kFlagReply,
                                  result->bytes, result->size);
     return channel_.ReplyU64(m.request(), ~uint64_t{0});
