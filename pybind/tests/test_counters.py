@@ -121,6 +121,16 @@ def test_tsc_info():
     assert _core.read_tsc() > a
 
 
+def test_check_translations_catches_a_wrong_answer():
+    from vhostlab._microbench import IOVA_BASE, PAGE, check_translations, filled_table, lookup_iovas
+    t = filled_table("reference", 16)
+    iovas = lookup_iovas(16, 100, "random", seed=3)
+    check_translations(t, iovas)
+    t.insert(IOVA_BASE, 16 * PAGE, 0x1000, "rw")  # remap everything elsewhere
+    with pytest.raises(RuntimeError, match="expected uaddr"):
+        check_translations(t, iovas)
+
+
 def test_measure_translate_reports_counters_per_translation():
     df = vhostlab.measure_translate(["reference", "radix"], entries=[256], lookups=20_000,
                                     events=["task-clock", "cycles"], repeats=1)

@@ -2,10 +2,12 @@
 
 Each measurement fills a fresh table of one design with ``entries`` 4 KiB mappings (IOVA pages
 contiguous, host pages deliberately not, so no translation can be joined across entries), then
-runs ``lookups`` translations in one C++ loop (``Iotlb.translate_batch``, GIL released) inside a
-counter session. The TSC of the counter session times it, so time and counters describe the
-same window. Correctness comes first: every lookup must hit (the IOVAs are all mapped) unless a
-capacity-limited design evicted entries, which the ``hit_rate`` row shows.
+runs ``lookups`` translations in one C++ loop (``Iotlb.translate_batch``, GIL released, one
+virtual call per lookup through iotlb::AnyIotlb) inside a counter session. The TSC of the
+counter session times it, so time and counters describe the same window. Correctness comes
+first: before timing, a sample of the lookups is checked against the expected host address (a
+wrong hit raises); a miss is allowed only for capacity-limited designs that evicted entries,
+which the ``hit_rate`` row shows.
 
 This is the quick, in-process view for notebooks; bench/ (Google Benchmark) is the rigorous one.
 """
@@ -52,6 +54,20 @@ def filled_table(design: str, entries: int) -> "_core.Iotlb":
     return t
 
 
+def check_translations(table: "_core.Iotlb", iovas: np.ndarray, samples: int = 256) -> None:
+    """Raises RuntimeError when a sampled lookup hits with the wrong host address or length."""
+    for iova in iovas[:: max(1, len(iovas) // samples)]:
+        iova = int(iova)
+        t = table.translate(iova, 8, "r")
+        if not t.hit:
+            continue
+        page, offset = divmod(iova - IOVA_BASE, PAGE)
+        expected = UADDR_BASE + 2 * page * PAGE + offset
+        if t.uaddr != expected or t.len != 8:
+            raise RuntimeError(f"{table.design}: translate({iova:#x}) gave {t!r}, "
+                               f"expected uaddr {expected:#x} len 8")
+
+
 def measure_translate(designs: Sequence[str] | None = None, entries: Iterable[int] = (1024,),
                       lookups: int = 200_000, pattern: str = "random",
                       events: Sequence[str] | None = None, repeats: int = 3,
@@ -69,6 +85,7 @@ def measure_translate(designs: Sequence[str] | None = None, entries: Iterable[in
         iovas = lookup_iovas(n, lookups, pattern, seed)
         for design in designs:
             table = filled_table(design, n)
+            check_translations(table, iovas)
             table.translate_batch(iovas[: min(lookups, 4096)])  # warm caches and page tables
             per_repeat = []
             hits = 0
