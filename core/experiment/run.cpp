@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <hwloc.h>
+#include <perfmon/pfmlib.h>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -98,10 +99,17 @@ std::map<std::string, std::string> MachineContext() {
                          ? "no"
                          : "yes";
   unsigned hw = hwloc_get_api_version();
-  c["hwloc_version"] = std::to_string(hw >> 16) + "." + std::to_string((hw >> 8) & 0xff) + "." +
+  c["hwloc_api_version"] = std::to_string(hw >> 16) + "." + std::to_string((hw >> 8) & 0xff) + "." +
                        std::to_string(hw & 0xff);
   c["tomlplusplus_version"] = std::to_string(TOML_LIB_MAJOR) + "." +
                               std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH);
+  c["libpfm_api_version"] = std::to_string(LIBPFM_VERSION >> 16) + "." +
+                        std::to_string(LIBPFM_VERSION & 0xffff);
+  // liburcu has no version macro: the Debian packages the build used say it (and DPDK's).
+  std::string packages = Command(
+      "dpkg-query -W -f='${Package}=${Version} ' liburcu-dev libhwloc-dev libpfm4-dev "
+      "libtomlplusplus-dev dpdk 2>/dev/null");
+  if (!packages.empty()) c["debian_packages"] = packages;
   char when[64];
   std::time_t now = std::time(nullptr);
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
