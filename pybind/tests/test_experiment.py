@@ -61,7 +61,8 @@ def test_small_run_is_a_tidy_frame():
 
 @needs_runner
 def test_compare_two_designs_with_baseline():
-    df = vhostlab.compare(["reference", "radix"], packets=2000, progress=False, timeout_seconds=60)
+    # progress=True exercises the tqdm bars (they write to stderr).
+    df = vhostlab.compare(["reference", "radix"], packets=2000, progress=True, timeout_seconds=60)
     assert list(dict.fromkeys(df["design"])) == ["off", "reference", "radix"]
     assert df.attrs["runs"] == 3 and not df.attrs["interrupted"]
     ratio = vhostlab.ratio_to_baseline(df, "packets")
