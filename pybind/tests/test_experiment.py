@@ -5,6 +5,7 @@ packets) and bounded by timeout_seconds."""
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import warnings
@@ -91,3 +92,13 @@ def test_ctrl_c_stops_the_run_cleanly():
 def test_without_runner_run_says_why():
     with pytest.raises(RuntimeError, match="run.cpp"):
         vhostlab.run(packets=10)
+
+
+@needs_runner
+@pytest.mark.skipif(shutil.which("dpdk-testpmd") is None, reason="dpdk-testpmd not installed")
+def test_run_against_dpdk_vhost_pmd():
+    """The same run against DPDK's vhost PMD (testpmd spawned by RunExperiment, bounded)."""
+    df = vhostlab.run(backend="dpdk", packets=2000, progress=False, timeout_seconds=60)
+    whole = df[(df["queue"] == -1) & (df["side"] == "frontend")].set_index("metric")["value"]
+    assert set(df["design"]) == {"dpdk"}
+    assert whole["packets"] == 2000 and whole["drops"] == 0 and whole["verify_errors"] == 0
