@@ -248,7 +248,6 @@ class DeviceImpl final : public Device {
    public:
     Worker(DeviceImpl* dev, uint32_t pair)
         : dev_(dev),
-          pair_(pair),
           control_(*dev->controls_[pair]),
           stats_(dev->counters_->queues[pair]),
           rx_(dev->queue(2 * pair)),
@@ -613,7 +612,6 @@ class DeviceImpl final : public Device {
     }
 
     DeviceImpl* dev_;
-    uint32_t pair_;
     WorkerControl& control_;
     QueueCounters& stats_;
     QueueState& rx_;
