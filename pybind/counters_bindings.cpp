@@ -111,6 +111,18 @@ void RegisterCounters(py::module_& m) {
       "Opens each event alone on the calling thread over a short loop and reports whether it "
       "counts here and, when not, why (what `vhostlab counters` prints). Unknown names are "
       "reported, not raised.");
+  m.def(
+      "list_threads",
+      [](int pid) {
+        auto threads = counters::ListThreads(pid);
+        if (!threads) throw py::value_error(threads.error().message);
+        std::vector<std::pair<int, std::string>> out;
+        for (const auto& t : threads.value()) out.emplace_back(t.tid, t.name);
+        return out;
+      },
+      py::arg("pid") = 0,
+      "(tid, name) of every thread of process `pid` (0 = this one), e.g. to count "
+      "dpdk-testpmd's forwarding lcores ('rte-worker-N') with counters(tids=...).");
   m.def("have_hardware_pmu", &counters::HaveHardwarePmu,
         "True when the kernel exposes a hardware PMU (/sys/bus/event_source/devices/cpu*).");
   m.def("perf_event_paranoid", &counters::PerfEventParanoid,

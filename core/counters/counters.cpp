@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -227,6 +228,28 @@ bool HaveHardwarePmu() {
   }
   closedir(dir);
   return found;
+}
+
+Result<std::vector<ThreadInfo>> ListThreads(int pid) {
+  const std::string dir =
+      "/proc/" + (pid == 0 ? std::string("self") : std::to_string(pid)) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Error{"counters: cannot list threads of " + dir + ": " + std::strerror(errno)};
+  std::vector<ThreadInfo> out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long tid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;  // "." and ".."
+    ThreadInfo info;
+    info.tid = static_cast<int>(tid);
+    std::ifstream comm(dir + "/" + e->d_name + "/comm");
+    std::getline(comm, info.name);  // a thread that just exited keeps an empty name
+    out.push_back(std::move(info));
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(),
+            [](const ThreadInfo& a, const ThreadInfo& b) { return a.tid < b.tid; });
+  return out;
 }
 
 int PerfEventParanoid() {

@@ -142,6 +142,15 @@ struct EventStatus {
 };
 std::vector<EventStatus> ProbeEvents(const std::vector<std::string>& names);
 
+// The threads of process `pid` (0 = this process) with their names (/proc/PID/task/*/comm), in
+// tid order: how to find another process's workers to attach to, e.g. dpdk-testpmd's forwarding
+// lcores ("rte-worker-N"). Error when the process does not exist.
+struct ThreadInfo {
+  int tid = 0;
+  std::string name;
+};
+Result<std::vector<ThreadInfo>> ListThreads(int pid = 0);
+
 // Whether the kernel exposes a hardware PMU (/sys/bus/event_source/devices/cpu*), and
 // /proc/sys/kernel/perf_event_paranoid (-100 when unreadable).
 bool HaveHardwarePmu();

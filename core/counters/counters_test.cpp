@@ -4,6 +4,7 @@
 #include "core/counters/counters.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -235,6 +236,26 @@ TEST(Session, SumsOverAttachedThreads) {
   }
   // tsc is a wall clock: the longest window, not a total.
   EXPECT_DOUBLE_EQ(sum[2].value, std::max(parts[0][2].value, parts[1][2].value));
+}
+
+TEST(ListThreads, FindsANamedThreadOfThisProcess) {
+  Worker worker(1e6);
+  pthread_setname_np(worker.thread.native_handle(), "vl-probe-thread");
+  auto threads = ListThreads(0);
+  ASSERT_TRUE(threads.ok()) << threads.error().message;
+  bool found = false;
+  for (const ThreadInfo& t : *threads) {
+    if (t.tid == worker.tid) {
+      found = true;
+      EXPECT_EQ(t.name, "vl-probe-thread");
+    }
+  }
+  EXPECT_TRUE(found);
+  auto by_pid = ListThreads(static_cast<int>(getpid()));
+  ASSERT_TRUE(by_pid.ok());
+  EXPECT_GE(by_pid->size(), 2u);
+  EXPECT_FALSE(ListThreads(0x3fffffff).ok());
+  worker.RunToEnd();
 }
 
 TEST(SumReadings, UnavailableAndMultiplexedPropagate) {

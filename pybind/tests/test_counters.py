@@ -97,6 +97,20 @@ def test_attach_to_another_thread_counts_that_thread():
     assert c.value("task-clock", thread="worker") == df[df["event"] == "task-clock"]["value"].iloc[0]
 
 
+def test_list_threads_finds_a_python_thread():
+    ready, done = threading.Event(), threading.Event()
+    th = threading.Thread(target=lambda: (ready.set(), done.wait(10)), name="vl-py-worker")
+    th.start()
+    assert ready.wait(10)
+    threads = dict(vhostlab.list_threads())
+    assert th.native_id in threads
+    assert threading.get_native_id() in threads
+    done.set()
+    th.join()
+    with pytest.raises(ValueError):
+        vhostlab.list_threads(2**30 - 1)
+
+
 def test_rows_before_start_is_an_error():
     c = vhostlab.counters(["task-clock"])
     with pytest.raises(RuntimeError):

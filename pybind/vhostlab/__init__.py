@@ -24,7 +24,7 @@ Import it from the build tree without installing::
 """
 
 from . import _core
-from ._core import Iotlb, Translation, designs
+from ._core import Iotlb, Translation, designs, list_threads
 from ._counters import Counters, counters, probe_counters
 from ._experiment import (RunInterrupted, compare, config_fields, have_run_experiment,
                           load_profile, ratio_to_baseline, run, run_config, run_configs)
@@ -51,6 +51,7 @@ __all__ = [
     "counters",
     "designs",
     "have_run_experiment",
+    "list_threads",
     "load_profile",
     "load_results",
     "measure_translate",
