@@ -8,14 +8,10 @@
 // DPDK virtio-user never negotiates IOMMU_PLATFORM, so this is the non-IOMMU path (GPA
 // descriptors, uaddr rings). Every wait is bounded; the test is skipped, loudly, only when DPDK
 // itself cannot start here (no dpdk-testpmd, or EAL initialisation fails).
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -27,65 +23,10 @@
 namespace vhostlab::backend {
 namespace {
 
+using testing::BackendRows;
+using testing::Child;
 using testing::TempDir;
 using testing::WaitFor;
-
-// A child process we started, with stdout+stderr in a file; killed if still running at the end.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::string& out_path) : out_path_(out_path) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int in = ::open("/dev/null", O_RDONLY);
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  ~Child() {
-    if (Running()) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool Running() {
-    if (exited_) return false;
-    int status;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = status;
-    }
-    return !exited_;
-  }
-  // Sends `sig` and waits (bounded) for the exit; SIGKILL after the bound.
-  int Stop(int sig, int timeout_ms = 20000) {
-    if (Running()) ::kill(pid_, sig);
-    if (!WaitFor([&] { return !Running(); }, timeout_ms)) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
-      exited_ = true;
-    }
-    return status_;
-  }
-  std::string Output() const {
-    std::ifstream f(out_path_);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_path_;
-  bool exited_ = false;
-  int status_ = -1;
-};
 
 bool HaveTestpmd() { return std::system("command -v dpdk-testpmd >/dev/null 2>&1") == 0; }
 
@@ -113,27 +54,6 @@ struct Peers {
   uint32_t queues = 1;                    // queue pairs on both sides
   bool backend_client = false;            // backend --client, virtio-user server=1
 };
-
-// Parses every queue pair's row of the backend's counter table.
-std::vector<std::map<std::string, uint64_t>> BackendRows(const std::string& out, uint32_t n) {
-  std::vector<std::map<std::string, uint64_t>> rows(n);
-  std::istringstream in(out);
-  std::string line;
-  std::vector<std::string> header;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::vector<std::string> cols;
-    for (std::string c; ls >> c;) cols.push_back(c);
-    if (!cols.empty() && cols[0] == "qp") {
-      header = cols;
-    } else if (!header.empty() && cols.size() == header.size()) {
-      const uint32_t qp = static_cast<uint32_t>(std::stoul(cols[0]));
-      if (qp < n)
-        for (std::size_t i = 1; i < cols.size(); ++i) rows[qp][header[i]] = std::stoull(cols[i]);
-    }
-  }
-  return rows;
-}
 
 // Runs the backend CLI + testpmd until testpmd reports `label` > 0 (bounded), then stops both.
 InteropRun RunPair(const Peers& p) {
