@@ -402,7 +402,12 @@ Result<std::vector<Reading>> ThreadCounters::Read() const {
       r.available = false;
       r.value = kNaN;
       r.note = s.reason;
-    } else if (s.spec.kind == EventKind::kTsc) {
+    } else if (s.spec.kind != EventKind::kTsc) {
+      // Overwritten below when the group read carries this event's id; it always should.
+      r.available = false;
+      r.value = kNaN;
+      r.note = "unavailable: missing from its group's read";
+    } else {
       r.available = true;
       r.raw = tsc_now - impl_->tsc_start;
       r.value = static_cast<double>(r.raw);
@@ -425,6 +430,7 @@ Result<std::vector<Reading>> ThreadCounters::Read() const {
         if (impl_->slots[idx].id != id) continue;
         Reading& r = out[idx];
         r.raw = value;
+        r.note = impl_->slots[idx].note;
         if (enabled > 0 && running == 0) {
           // Enabled but never on the PMU: the group never fit (too many events for the
           // counters). There is no count to scale, so there is no value.
