@@ -18,7 +18,7 @@ namespace {
 // Queue pair q owns IOVAs [kIovaBase + q * kIovaPerQueue, +kIovaPerQueue): far above every GPA
 // (guest memory stays below 8 GiB) so an IOVA can never pass for a GPA.
 constexpr uint64_t kIovaBase = 0x40ull << 32;
-constexpr uint64_t kIovaPerQueue = 0x10ull << 32;
+constexpr uint64_t kIovaPerQueue = 1ull << 40;  // 1 TiB: see QueueDriver::Build for its layout
 
 uint64_t NowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -41,7 +41,8 @@ Status Validate(const FrontendConfig& c) {
     return Error{"give a packet count or a duration in seconds"};
   if (c.packets && c.packets < c.queue_pairs)
     return Error{"fewer packets than queue pairs"};
-  if (c.flush_batch == 0) return Error{"flush batch must be at least 1"};
+  if (c.flush_batch == 0 || c.flush_batch > 65536)
+    return Error{"flush batch must be 1..65536, not " + std::to_string(c.flush_batch)};
   return {};
 }
 

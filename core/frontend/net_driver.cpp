@@ -137,14 +137,14 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
   tx_pool_.Build(*memory_, gpas[3], pool_pages, ps, scatter);
   rx_pool_.static_iova = iova_base + kRxPoolIova;
   tx_pool_.static_iova = iova_base + kTxPoolIova;
-  rx_win_base_ = iova_base + kRxWindowIova;
-  tx_win_base_ = iova_base + kTxWindowIova;
   // A buffer spans at most ceil(slot / page) + 1 pages; one more, never mapped, is a guard so
   // no INVALIDATE range ever ends exactly where a live window starts (DPDK 22.11's
   // cache_remove also drops an entry that starts right at iova + size).
   win_pages_ = (slot_bytes_ + ps - 1) / ps + 2;
   // Enough windows for every slot in flight plus a full flush queue.
   uint64_t windows = 2ull * config_.ring_size + config_.flush_batch + 16;
+  rx_win_base_ = iova_base + kRxWindowIova;
+  tx_win_base_ = rx_win_base_ + RoundUp(windows * win_pages_ * ps, 1ull << 32);
   for (uint64_t w = 0; w < windows; ++w) {
     rx_free_windows_.push_back(w);
     tx_free_windows_.push_back(w);
