@@ -9,9 +9,10 @@
 // failure) takes the out-of-line slow path, which asks the inner design and refills the line.
 //
 // Invariants:
-//  - Every Insert/Invalidate bumps generation_ before touching the inner design, so no line
-//    filled before an update can hit after it (an O(1) flush). When the 32-bit generation wraps
-//    the lines are cleared for real.
+//  - A line's tag is its page number (52 bits) with the generation it was filled in on top
+//    (12 bits), so the hit test is one 64-bit compare. Every Insert/Invalidate bumps generation_
+//    before touching the inner design, so no line filled before an update can hit after it (an
+//    O(1) flush). Every 4094 updates the generation wraps and the lines are cleared for real.
 //  - A hit answers exactly what the inner design would: a line is filled only from the inner
 //    entry containing the iova, clipped to the page.
 //  - Translate() is const but fills lines: an instance belongs to ONE reader (a queue worker
@@ -60,11 +61,12 @@ class MicroCache final {
   Translation Translate(uint64_t iova, uint64_t len, Perm perm) const {
     const uint64_t page = iova >> 12;
     const uint64_t off = iova & 0xfff;
+    const uint64_t tag = page | tag_generation_;
     const Line* set = &lines_[(page & (kSets - 1)) * kWays];
     for (std::size_t w = 0; w < kWays; ++w) {
       const Line& line = set[w];
-      if (line.page == page && line.generation == generation_ && off >= line.lo &&
-          off + (len - 1) <= line.hi && Allows(line.perm, perm)) {
+      if (line.tag == tag && off >= line.lo && off + (len - 1) <= line.hi &&
+          Allows(line.perm, perm)) {
         return {Outcome::kHit, line.uaddr_page + off, len};
       }
     }
@@ -85,15 +87,16 @@ class MicroCache final {
   const Inner& inner() const { return inner_; }
 
  private:
-  struct Line {
-    uint64_t page;        // iova >> 12
+  struct alignas(32) Line {
+    uint64_t tag;         // (iova >> 12) | generation << 52
     uint64_t uaddr_page;  // uaddr of the page's first byte (mod 2^64)
-    uint32_t generation;
-    uint16_t lo;  // first covered byte offset in the page
-    uint16_t hi;  // last covered byte offset in the page
+    uint16_t lo;          // first covered byte offset in the page
+    uint16_t hi;          // last covered byte offset in the page
     Perm perm;
   };
   static_assert(sizeof(Line) == 32, "two lines per 64-byte cache line");
+  static constexpr int kGenerationShift = 52;
+  static constexpr uint32_t kMaxGeneration = 4094;  // 4095 with page 2^52-1 is the empty tag
 
   // One inner lookup: find the entry, refill the line from it, and answer from it unless the
   // access runs past the entry (then the inner design joins the following pieces).
@@ -106,9 +109,8 @@ class MicroCache final {
     const uint64_t page = iova >> 12;
     Line* set = &lines_[(page & (kSets - 1)) * kWays];
     Line& line = set[kWays == 1 ? 0 : victim_[page & (kSets - 1)]++ % kWays];
-    line.page = page;
+    line.tag = page | tag_generation_;
     line.uaddr_page = e.uaddr - (e.range.first - page_first);
-    line.generation = generation_;
     line.lo = static_cast<uint16_t>(std::max(e.range.first, page_first) - page_first);
     line.hi = static_cast<uint16_t>(std::min(e.range.last, page_last) - page_first);
     line.perm = e.perm;
@@ -118,16 +120,20 @@ class MicroCache final {
   }
 
   void BumpGeneration() {
-    if (++generation_ == 0) Flush();
+    if (++generation_ > kMaxGeneration) Flush();
+    tag_generation_ = uint64_t{generation_} << kGenerationShift;
   }
 
+  // Empty lines can never hit: their tag is no (page, generation) pair in use and lo > hi.
   void Flush() {
-    for (Line& line : lines_) line = Line{~uint64_t{0}, 0, 0, 1, 0, Perm::kNone};
+    for (Line& line : lines_) line = Line{~uint64_t{0}, 0, 1, 0, Perm::kNone};
     generation_ = 1;
+    tag_generation_ = uint64_t{generation_} << kGenerationShift;
   }
 
   Inner inner_;
   uint32_t generation_ = 1;
+  uint64_t tag_generation_ = uint64_t{1} << kGenerationShift;
   mutable uint64_t misses_ = 0;
   mutable std::array<Line, kSets * kWays> lines_;
   mutable std::array<uint8_t, kSets> victim_{};
