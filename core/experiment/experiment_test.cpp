@@ -141,6 +141,18 @@ TEST(RunExperiment, StopFlagEndsATimedRunEarly) {
   EXPECT_EQ(r->Get("drops"), 0);
 }
 
+TEST(RunExperiment, SinkModeChecksMatch) {
+  RunConfig c;
+  c.mode = "sink";
+  c.packets = 10000;
+  c.timeout_seconds = 60;
+  auto r = RunExperiment(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->Get("packets"), 10000);
+  EXPECT_EQ(r->Get("sink_checksum_match"), 1);
+  EXPECT_EQ(r->Get("verify_errors"), 0);
+}
+
 TEST(RunExperiment, ClearErrors) {
   RunConfig c;
   c.packets = 10;

@@ -74,7 +74,12 @@ const char* MappingName(Mapping m) {
 
 uint64_t FrontendResult::rx_packets() const {
   uint64_t n = 0;
-  for (const auto& q : queues) n += q.rx_packets;
+  for (const auto& q : queues) n += q.rx_packets + q.sink_packets;
+  return n;
+}
+uint64_t FrontendResult::sent_byte_sum() const {
+  uint64_t n = 0;
+  for (const auto& q : queues) n += q.sent_byte_sum;
   return n;
 }
 uint64_t FrontendResult::verify_errors() const {

@@ -53,6 +53,10 @@ struct FrontendConfig {
   uint32_t mem_regions = 2;
   bool hugetlb = false;       // back guest memory with 2 MiB hugetlb pages when available
   uint32_t flush_batch = 256; // lazy: windows per deferred invalidation batch
+  // Sink: the backend consumes transmitted packets and returns nothing (vhostlab's sink mode);
+  // each transmit completion counts as a packet and the sum of all frame bytes sent is kept so
+  // the caller can compare it with the backend's checksum.
+  bool sink = false;
   std::vector<int> cpus;      // queue thread i is pinned to cpus[i % size]; empty: not pinned
   int connect_timeout_ms = 10000;
   double stall_seconds = 5;   // no progress for this long: the missing packets count as drops
@@ -69,6 +73,8 @@ struct QueueResult {
   uint32_t queue_pair = 0;
   uint64_t tx_packets = 0;
   uint64_t rx_packets = 0;       // received and verified byte for byte
+  uint64_t sink_packets = 0;     // sink mode: transmit completions
+  uint64_t sent_byte_sum = 0;    // sink mode: sum of every frame byte of completed packets
   uint64_t rx_bytes = 0;         // frame bytes of verified packets
   uint64_t verify_errors = 0;    // wrong length, unattributable frame or a wrong byte
   uint64_t sequence_errors = 0;  // duplicated or reordered frames
@@ -87,7 +93,8 @@ struct FrontendResult {
   uint64_t traffic_ns = 0;       // threads started .. all joined
   bool hugetlb = false;
   std::string notes;             // fallbacks taken (hugetlb), said once
-  uint64_t rx_packets() const;
+  uint64_t rx_packets() const;     // verified packets (loopback) or completions (sink)
+  uint64_t sent_byte_sum() const;
   uint64_t verify_errors() const;
   uint64_t drops() const;
 };

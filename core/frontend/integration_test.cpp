@@ -21,12 +21,14 @@ namespace vhostlab::frontend {
 namespace {
 
 struct ChildStats {
-  uint64_t iotlb_updates, iotlb_invalidates, misses_sent, drops, errors, rx_packets;
+  uint64_t iotlb_updates, iotlb_invalidates, misses_sent, drops, errors, rx_packets, tx_packets,
+      checksum;
 };
 
 class BackendProcess {
  public:
-  explicit BackendProcess(uint32_t queue_pairs, const std::string& design = "reference") {
+  explicit BackendProcess(uint32_t queue_pairs,
+                          backend::DeviceMode mode = backend::DeviceMode::kLoopback) {
     char tmpl[] = "/tmp/vhostlab-itest-XXXXXX";
     dir_ = mkdtemp(tmpl);
     socket_ = dir_ + "/backend.sock";
@@ -39,7 +41,7 @@ class BackendProcess {
       backend::BackendOptions o;
       o.socket_path = socket_;
       o.queue_pairs = queue_pairs;
-      o.iotlb = design;
+      o.mode = mode;
       o.serve_forever = false;
       auto b = backend::CreateBackend(o);
       char ok = (b.ok() && (*b)->Start().ok()) ? 1 : 0;
@@ -49,11 +51,13 @@ class BackendProcess {
       }
       (*b)->Stop();
       backend::BackendStats s = (*b)->Stats();
-      ChildStats cs{s.iotlb_updates, s.iotlb_invalidates, s.misses_sent, 0, 0, 0};
+      ChildStats cs{s.iotlb_updates, s.iotlb_invalidates, s.misses_sent, 0, 0, 0, 0, 0};
       for (const auto& q : s.queues) {
         cs.drops += q.drops;
         cs.errors += q.errors;
         cs.rx_packets += q.rx_packets;
+        cs.tx_packets += q.tx_packets;
+        cs.checksum += q.checksum;
       }
       _exit(write(res[1], &cs, sizeof(cs)) == sizeof(cs) ? 0 : 1);
     }
@@ -221,6 +225,23 @@ TEST(FrontendBackendProcesses, TwoQueuePairsFromTwoThreads) {
   ASSERT_EQ(r->queues.size(), 2u);
   for (const auto& q : r->queues) EXPECT_EQ(q.rx_packets, c.packets / 2);
   ExpectClean(*r, c, backend);
+}
+
+TEST(FrontendBackendProcesses, SinkModeBackendReadsExactlyTheBytesSent) {
+  BackendProcess backend(1, backend::DeviceMode::kSink);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kCold);
+  c.sink = true;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->rx_packets(), c.packets);
+  EXPECT_GT(r->viommu.misses_served, 0u);
+  ChildStats s{};
+  ASSERT_TRUE(backend.Finish(&s));
+  EXPECT_EQ(s.tx_packets, c.packets);
+  EXPECT_EQ(s.rx_packets, 0u);
+  EXPECT_EQ(s.checksum, r->sent_byte_sum()) << "every frame byte read through the IOTLB";
+  EXPECT_EQ(s.drops, 0u);
 }
 
 }  // namespace

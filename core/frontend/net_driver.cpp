@@ -287,6 +287,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
   std::vector<uint16_t> tx_free;
   for (uint32_t i = num; i-- > 0;) tx_free.push_back(static_cast<uint16_t>(i));
   std::vector<bool> tx_busy(num, false);
+  std::vector<uint64_t> tx_sum(config_.sink ? num : 0);  // sink: byte sum of the frame in slot
   std::vector<uint8_t> frame(kHdr + size), got(size), want(size);
   uint64_t tx_seq = 0, next_seq = 0;  // sent; accounted for (received or declared lost)
   uint64_t target = packets_;         // 0 until posting stops in timed mode
@@ -313,6 +314,12 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
       tx_free.push_back(static_cast<uint16_t>(e.id));
       progressed = true;
+      if (config_.sink) {
+        // Sink devices complete in order of consumption; every completion is one packet.
+        ++result_.sink_packets;
+        result_.sent_byte_sum += tx_sum[e.id];
+        ++next_seq;
+      }
     }
     // Receive completions: unmap first (strict: the INVALIDATE is acked before the CPU reads,
     // as dma_unmap does), check every byte, re-post the buffer at once.
@@ -377,6 +384,11 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       tx_free.pop_back();
       std::memset(frame.data(), 0, kHdr);
       loadgen::FillFrame(frame.data() + kHdr, size, seed, queue, tx_seq);
+      if (config_.sink) {
+        uint64_t sum = 0;
+        for (uint32_t b = 0; b < size; ++b) sum += frame[kHdr + b];
+        tx_sum[slot] = sum;
+      }
       uint64_t off = SlotOffset(slot);
       tx_pool_.Write(off, frame.data(), kHdr + size);
       Result<uint64_t> addr = DmaMap(tx_pool_, tx_win_base_, tx_free_windows_, off, kHdr + size,
@@ -434,6 +446,10 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       ++tx_.last_used;
       if (e.id >= num || !tx_busy[e.id]) break;
       tx_busy[e.id] = false;
+      if (config_.sink) {
+        ++result_.sink_packets;
+        result_.sent_byte_sum += tx_sum[e.id];
+      }
       if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
       tx_free.push_back(static_cast<uint16_t>(e.id));
     }
