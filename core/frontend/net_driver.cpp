@@ -150,6 +150,7 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
     tx_free_windows_.push_back(w);
   }
   rx_held_.assign(config_.ring_size, Window{0, 0});
+  rx_posted_.assign(config_.ring_size, false);
   tx_held_.assign(config_.ring_size, Window{0, 0});
 }
 
@@ -261,6 +262,7 @@ Status QueueDriver::PostRx(uint16_t slot) {
   rx_.desc[slot] = virtio::Desc{*addr, static_cast<uint32_t>(slot_bytes_), virtio::kDescFWrite, 0};
   rx_.avail->ring[rx_.avail_idx % rx_.num] = slot;
   ++rx_.avail_idx;
+  rx_posted_[slot] = true;
   return {};
 }
 
@@ -329,10 +331,12 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
       ++rx_.last_used;
       progressed = true;
-      if (e.id >= num) {
-        fail("device returned receive descriptor id " + std::to_string(e.id));
+      if (e.id >= num || !rx_posted_[e.id]) {
+        fail("device returned receive descriptor id " + std::to_string(e.id) +
+             " that is not posted");
         break;
       }
+      rx_posted_[e.id] = false;
       if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
         fail(s.message());
         break;

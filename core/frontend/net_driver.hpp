@@ -115,6 +115,8 @@ class QueueDriver {
   uint64_t ring_iova_ = 0, rx_win_base_ = 0, tx_win_base_ = 0, win_pages_ = 0;
   std::deque<uint64_t> rx_free_windows_, tx_free_windows_;
   std::vector<Window> rx_held_, tx_held_;  // per slot: the window mapped for it
+  std::vector<bool> rx_posted_;            // per slot: owned by the device (a used entry for a
+                                           // slot it does not own is a device bug)
   struct Deferred {
     Window w;
     bool rx;
