@@ -57,6 +57,10 @@ struct FrontendConfig {
   // each transmit completion counts as a packet and the sum of all frame bytes sent is kept so
   // the caller can compare it with the backend's checksum.
   bool sink = false;
+  // Fault injection (tests, demonstrations): the vIOMMU maps the first two transmit-pool pages
+  // swapped (static and cold mappings), as a buggy IOMMU would, so the device reads frames from
+  // the wrong guest pages. The byte-for-byte check must then report errors.
+  bool inject_swapped_pages = false;
   std::vector<int> cpus;      // queue thread i is pinned to cpus[i % size]; empty: not pinned
   int connect_timeout_ms = 10000;
   double stall_seconds = 5;   // no progress for this long: the missing packets count as drops

@@ -227,6 +227,20 @@ TEST(FrontendBackendProcesses, TwoQueuePairsFromTwoThreads) {
   ExpectClean(*r, c, backend);
 }
 
+TEST(FrontendBackendProcesses, VerificationCatchesAWrongTranslation) {
+  // The checker must be able to fail: with two transmit pages swapped in the vIOMMU, the device
+  // faithfully forwards bytes from the wrong guest page and the front-end must notice.
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStatic);
+  c.packets = 2000;
+  c.inject_swapped_pages = true;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_GT(r->verify_errors(), 0u);
+  EXPECT_LT(r->queues[0].rx_packets, c.packets);
+}
+
 TEST(FrontendBackendProcesses, SinkModeBackendReadsExactlyTheBytesSent) {
   BackendProcess backend(1, backend::DeviceMode::kSink);
   ASSERT_TRUE(backend.ready());

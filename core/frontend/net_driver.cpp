@@ -168,8 +168,9 @@ Status QueueDriver::MapStatic() {
         !s.ok())
       return s;
     // Transmit buffers are only read by the device: RO, like a DMA_TO_DEVICE mapping.
-    if (Status s = viommu_->Map(tx_pool_.static_iova, tx_pool_.page_gpa, protocol::kIotlbPermRo,
-                                push);
+    std::vector<uint64_t> tx_pages = tx_pool_.page_gpa;
+    if (config_.inject_swapped_pages && tx_pages.size() >= 2) std::swap(tx_pages[0], tx_pages[1]);
+    if (Status s = viommu_->Map(tx_pool_.static_iova, tx_pages, protocol::kIotlbPermRo, push);
         !s.ok())
       return s;
   }
