@@ -194,6 +194,48 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def markdown_ops_table(rows):
+    """Insert / invalidate / contended costs per design (ns per operation unless marked)."""
+    ops = [r for r in rows if r.get("bench") in ("BM_Insert", "BM_Invalidate", "BM_Contended")
+           and "ns_per_op" in r]
+    if not ops:
+        return ""
+    designs = []
+    for r in ops:
+        if r["design"] not in designs:
+            designs.append(r["design"])
+
+    def get(bench, design, **kw):
+        for r in ops:
+            if r["bench"] == bench and r["design"] == design and all(r.get(k) == v for k, v in kw.items()):
+                return r
+        return None
+
+    cols = [("insert 1Ki", "BM_Insert", dict(entries=1024)),
+            ("insert 16Ki", "BM_Insert", dict(entries=16384)),
+            ("inval page 16Ki", "BM_Invalidate", dict(kind="page", entries=16384)),
+            ("inval 64-entry range 16Ki", "BM_Invalidate", dict(kind="range", entries=16384)),
+            ("inval all 16Ki", "BM_Invalidate", dict(kind="all", entries=16384)),
+            ("1 reader: ns/lookup", "BM_Contended", dict(readers=1)),
+            ("2 readers: ns/lookup", "BM_Contended", dict(readers=2))]
+    head = ["design"] + [c[0] for c in cols] + ["invalidate us (1 reader)", "invalidate us (2 readers)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in designs:
+        cells = [d]
+        for _, bench, kw in cols:
+            r = get(bench, d, **kw)
+            if r is None and bench == "BM_Invalidate":  # list stops at its capacity
+                r = get(bench, d, kind=kw["kind"], entries=1024)
+                cells.append(f"{r['ns_per_op']:.0f} (1Ki)" if r else "-")
+                continue
+            cells.append(f"{r['ns_per_op']:.1f}" if r else "-")
+        for readers in (1, 2):
+            r = get("BM_Contended", d, readers=readers)
+            cells.append(f"{r['counter_invalidate_us']:.1f}" if r and "counter_invalidate_us" in r else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -230,7 +272,7 @@ def main():
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds per repetition")
     ap.add_argument("--out-dir", default=os.path.join(repo, "results", "bench"))
-    ap.add_argument("--taskset", help="CPU list to pin the benchmark to (taskset -c)")
+    ap.add_argument("--taskset", help="CPU list to pin single-threaded benchmarks to (taskset -c)")
     args = ap.parse_args()
 
     binary = os.path.join(args.build_dir, "bench", "iotlb_bench")
@@ -241,7 +283,11 @@ def main():
     cmd = [binary, f"--benchmark_filter={args.filter or SUITES[args.suite]}",
            f"--benchmark_repetitions={args.repetitions}", f"--benchmark_min_time={args.min_time}",
            "--benchmark_out_format=json", f"--benchmark_out={raw}"]
-    if args.taskset:
+    bench_filter = args.filter or SUITES[args.suite]
+    if args.taskset and re.search(bench_filter, "BM_Contended/hash/2"):
+        # Pinning would put the contended benchmark's readers and writer on one CPU.
+        print("note: not pinning (--taskset) a run that includes BM_Contended", file=sys.stderr)
+    elif args.taskset:
         cmd = ["taskset", "-c", args.taskset] + cmd
     context = machine_context(args.build_dir, repo)
     context["loadavg_before"] = os.getloadavg()
@@ -263,9 +309,10 @@ def main():
     png = os.path.join(args.out_dir, f"iotlb_{args.suite}.png")
     if plot(rows, png):
         print(f"wrote {png}", file=sys.stderr)
-    table = markdown_table(rows)
-    if table:
-        print(table)
+    for table in (markdown_table(rows), markdown_ops_table(rows)):
+        if table:
+            print(table)
+            print()
     errors = [r for r in rows if "error" in r]
     for r in errors:
         print(f"ERROR {r['name']}: {r['error']}", file=sys.stderr)
