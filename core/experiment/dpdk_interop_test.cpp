@@ -37,8 +37,7 @@ TEST(DpdkInterop, StaticMappingTrafficFlowsAndVerifies) {
   c.packets = 20000;
   c.mapping = "static";
   RUN_OR_SKIP(r, c);
-  EXPECT_EQ(r->context.at("negotiated_features").find("IOMMU_PLATFORM") != std::string::npos,
-            true);
+  EXPECT_EQ(r->context.at("negotiated_features").find("IOMMU_PLATFORM") != std::string::npos, true);
   EXPECT_EQ(r->Get("packets"), 20000);
   EXPECT_EQ(r->Get("verify_errors"), 0);
   EXPECT_EQ(r->Get("sequence_errors"), 0);

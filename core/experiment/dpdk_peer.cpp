@@ -39,16 +39,31 @@ std::string FindOnPath(const std::string& name) {
 Result<std::unique_ptr<DpdkPeer>> DpdkPeer::Start(const DpdkOptions& o) {
   std::string binary = FindOnPath(o.binary);
   if (binary.empty())
-    return Error{"'" + o.binary + "' not found on PATH: install DPDK (tools/setup.sh installs "
+    return Error{"'" + o.binary +
+                 "' not found on PATH: install DPDK (tools/setup.sh installs "
                  "the Debian dpdk package) or pass another backend"};
   std::string lcores = "0@" + std::to_string(o.cpu) + ",1@" + std::to_string(o.cpu);
   std::string vdev = "net_vhost0,iface=" + o.socket_path + ",queues=" + std::to_string(o.queues) +
                      ",iommu-support=1";
   std::string q = std::to_string(o.queues);
-  std::vector<std::string> args = {binary, "-v", "--lcores", lcores, "--no-huge", "-m", "512",
-                                   "--no-pci", "--file-prefix=" + o.file_prefix, "--vdev", vdev,
-                                   "--", "--stats-period", "1", "--total-num-mbufs=16384",
-                                   "--forward-mode=io", "--nb-cores=1", "--rxq=" + q,
+  std::vector<std::string> args = {binary,
+                                   "-v",
+                                   "--lcores",
+                                   lcores,
+                                   "--no-huge",
+                                   "-m",
+                                   "512",
+                                   "--no-pci",
+                                   "--file-prefix=" + o.file_prefix,
+                                   "--vdev",
+                                   vdev,
+                                   "--",
+                                   "--stats-period",
+                                   "1",
+                                   "--total-num-mbufs=16384",
+                                   "--forward-mode=io",
+                                   "--nb-cores=1",
+                                   "--rxq=" + q,
                                    "--txq=" + q};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -74,7 +89,8 @@ Result<std::unique_ptr<DpdkPeer>> DpdkPeer::Start(const DpdkOptions& o) {
   std::unique_ptr<DpdkPeer> peer(new DpdkPeer());
   peer->options_ = o;
   peer->pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o.start_timeout_ms);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(o.start_timeout_ms);
   while (!IsSocket(o.socket_path)) {
     if (!peer->Running())
       return Error{"dpdk-testpmd exited before creating its socket; its output ends with:\n" +

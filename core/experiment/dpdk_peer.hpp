@@ -25,7 +25,7 @@ struct DpdkOptions {
   std::string log_path;     // testpmd's stdout + stderr
   std::string file_prefix;  // unique per instance
   uint32_t queues = 1;
-  int cpu = 0;              // both EAL lcores (main + forwarding) run on this CPU
+  int cpu = 0;  // both EAL lcores (main + forwarding) run on this CPU
   int start_timeout_ms = 20000;
 };
 

@@ -41,7 +41,8 @@ mapping = "lazy"
 iommu = false
 packets = 77
 cpus = [1, 0]
-)", "t.toml");
+)",
+                        "t.toml");
   ASSERT_TRUE(p.ok()) << p.error().message;
   const RunConfig& c = p->base;
   EXPECT_EQ(c.queue_pairs, 2u);
@@ -62,7 +63,8 @@ packets = 10
 [sweep]
 page_size = ["4k", "2m"]
 mapping = ["static", "cold", "lazy"]
-)", "s.toml");
+)",
+                        "s.toml");
   ASSERT_TRUE(p.ok()) << p.error().message;
   ASSERT_EQ(p->runs.size(), 6u);
   EXPECT_EQ(p->runs[0].page_size, 4096u);

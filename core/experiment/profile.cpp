@@ -1,10 +1,11 @@
 #include "core/experiment/profile.hpp"
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace vhostlab::experiment {
 namespace {
@@ -58,9 +59,12 @@ const std::map<std::string, Setter>& Setters() {
     };
     m["page_size"] = [](RunConfig& c, const toml::node& n) -> Status {
       std::string text;
-      if (auto s = n.value<std::string>()) text = *s;
-      else if (auto i = n.value<int64_t>()) text = std::to_string(*i);
-      else return Error{"expected \"4k\" or \"2m\""};
+      if (auto s = n.value<std::string>())
+        text = *s;
+      else if (auto i = n.value<int64_t>())
+        text = std::to_string(*i);
+      else
+        return Error{"expected \"4k\" or \"2m\""};
       Result<uint64_t> v = ParsePageSize(text);
       if (!v.ok()) return v.error();
       c.page_size = *v;

@@ -21,8 +21,8 @@ struct Profile {
   std::string name;
   std::string description;
   std::string path;
-  RunConfig base;                // [workload] applied to the defaults
-  std::vector<RunConfig> runs;   // base expanded by [sweep] (just `base` without one)
+  RunConfig base;               // [workload] applied to the defaults
+  std::vector<RunConfig> runs;  // base expanded by [sweep] (just `base` without one)
 };
 
 // `name_or_path`: a file path, or a bare name looked up as profiles/<name>.toml in the source

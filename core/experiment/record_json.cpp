@@ -14,11 +14,21 @@ std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -54,8 +64,8 @@ std::string RunRecord::ToJson() const {
     << ", \"seed\": " << c.seed << ", \"scatter\": " << Quote(c.scatter)
     << ", \"mem_regions\": " << c.mem_regions
     << ", \"hugepages\": " << (c.hugepages ? "true" : "false")
-    << ", \"flush_batch\": " << c.flush_batch << ", \"timeout_seconds\": "
-    << Number(c.timeout_seconds) << ", \"cpus\": [";
+    << ", \"flush_batch\": " << c.flush_batch
+    << ", \"timeout_seconds\": " << Number(c.timeout_seconds) << ", \"cpus\": [";
   for (std::size_t i = 0; i < c.cpus.size(); ++i) o << (i ? ", " : "") << c.cpus[i];
   o << "], \"counters\": [";
   for (std::size_t i = 0; i < c.counters.size(); ++i) o << (i ? ", " : "") << Quote(c.counters[i]);

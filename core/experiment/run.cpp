@@ -13,9 +13,12 @@
 // the backend's statistics when the backend runs in-process.
 #include "core/experiment/run.hpp"
 
+#include <hwloc.h>
+#include <perfmon/pfmlib.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/utsname.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,12 +28,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <hwloc.h>
-#include <perfmon/pfmlib.h>
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "core/backend/backend.hpp"
 #include "core/base/log.hpp"
@@ -100,11 +100,11 @@ std::map<std::string, std::string> MachineContext() {
                          : "yes";
   unsigned hw = hwloc_get_api_version();
   c["hwloc_api_version"] = std::to_string(hw >> 16) + "." + std::to_string((hw >> 8) & 0xff) + "." +
-                       std::to_string(hw & 0xff);
+                           std::to_string(hw & 0xff);
   c["tomlplusplus_version"] = std::to_string(TOML_LIB_MAJOR) + "." +
                               std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH);
-  c["libpfm_api_version"] = std::to_string(LIBPFM_VERSION >> 16) + "." +
-                        std::to_string(LIBPFM_VERSION & 0xffff);
+  c["libpfm_api_version"] =
+      std::to_string(LIBPFM_VERSION >> 16) + "." + std::to_string(LIBPFM_VERSION & 0xffff);
   // liburcu has no version macro: the Debian packages the build used say it (and DPDK's).
   std::string packages = Command(
       "dpkg-query -W -f='${Package}=${Version} ' liburcu-dev libhwloc-dev libpfm4-dev "
@@ -129,15 +129,15 @@ std::vector<int> AllowedCpus() {
 double Percentile(std::vector<uint64_t> v, double p) {
   if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
-  std::size_t i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size()))) ;
+  std::size_t i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
   return static_cast<double>(v[std::min(v.size() - 1, i ? i - 1 : 0)]);
 }
 
 class Recorder {
  public:
   explicit Recorder(RunRecord* r) : r_(r) {}
-  void Add(const std::string& side, const std::string& name, double value,
-           const std::string& unit, int queue = -1) {
+  void Add(const std::string& side, const std::string& name, double value, const std::string& unit,
+           int queue = -1) {
     r_->metrics.push_back(Metric{queue, side, name, value, unit, true, ""});
   }
   void AddLatency(const std::string& name, const std::vector<uint64_t>& samples) {
@@ -179,8 +179,7 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     r.Add("frontend", "sequence_errors", static_cast<double>(q.sequence_errors), "packets", i);
     r.Add("frontend", "dma_maps", static_cast<double>(q.maps), "count", i);
     r.Add("frontend", "dma_unmaps", static_cast<double>(q.unmaps), "count", i);
-    if (!q.error.empty())
-      rec->notes.push_back("queue pair " + std::to_string(i) + ": " + q.error);
+    if (!q.error.empty()) rec->notes.push_back("queue pair " + std::to_string(i) + ": " + q.error);
   }
   const uint64_t rx = f.rx_packets();
   r.Add("run", "seconds", secs, "s");
@@ -331,8 +330,9 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   fc.progress = config.progress;
   fc.sink = sink;
   if (is_dpdk && config.scatter == "on")
-    rec.notes.push_back("scatter on with DPDK: its IOTLB joins IOVA-adjacent entries without "
-                        "checking their uaddrs, so verify errors are expected");
+    rec.notes.push_back(
+        "scatter on with DPDK: its IOTLB joins IOVA-adjacent entries without "
+        "checking their uaddrs, so verify errors are expected");
 
   std::vector<int> cpus = AllowedCpus();
   const int peer_cpu = cpus.empty() ? 0 : cpus.front();
@@ -476,8 +476,9 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
       if (!match) {
         for (auto& m : rec.metrics)
           if (m.side == "frontend" && m.name == "verify_errors" && m.queue == -1) m.value += 1;
-        rec.notes.push_back("sink checksum mismatch: the backend read bytes other than those "
-                            "sent");
+        rec.notes.push_back(
+            "sink checksum mismatch: the backend read bytes other than those "
+            "sent");
       }
     } else {
       rec.notes.push_back("sink mode against an external backend: bytes not verified");
@@ -486,7 +487,8 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   if (counting) {
     counters::RunCounters::WorkMap work;
     for (const auto& q : result->queues)
-      work[{"frontend", static_cast<int>(q.queue_pair)}].packets = static_cast<double>(q.rx_packets);
+      work[{"frontend", static_cast<int>(q.queue_pair)}].packets =
+          static_cast<double>(q.rx_packets);
     if (backend_stats)
       for (const auto& q : backend_stats->queues)
         work[{"backend", static_cast<int>(q.queue_pair)}] = {static_cast<double>(q.tx_packets),
@@ -498,8 +500,7 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
       for (const auto& row : *rows)
         rec.metrics.push_back(Metric{row.queue, row.side, "counter:" + row.name,
                                      row.available ? row.value : std::nan(""), row.unit,
-                                     row.available,
-                                     row.note});
+                                     row.available, row.note});
     }
   }
   return rec;

@@ -19,25 +19,25 @@ struct RunConfig {
   std::string backend = "self";     // self | dpdk | socket:PATH
   std::string iotlb = "reference";  // design name (backend self only)
   bool iommu = true;
-  std::string mapping = "static";   // static | lazy | strict | cold
-  uint64_t page_size = 4096;        // 4096 or 2 MiB
-  uint64_t packets = 0;             // per run; 0 = use `seconds`
+  std::string mapping = "static";  // static | lazy | strict | cold
+  uint64_t page_size = 4096;       // 4096 or 2 MiB
+  uint64_t packets = 0;            // per run; 0 = use `seconds`
   double seconds = 0;
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;
-  uint32_t packet_size = 64;        // bytes of frame (virtio-net header excluded)
-  std::string mode = "loopback";    // loopback | sink (backend self)
+  uint32_t packet_size = 64;      // bytes of frame (virtio-net header excluded)
+  std::string mode = "loopback";  // loopback | sink (backend self)
   uint64_t seed = 1;
   std::vector<std::string> counters;  // event names for the counter collector; empty = default
   // Front-end knobs (defaults suit the main comparison).
-  std::string scatter = "auto";     // auto | on | off: IOVA-contiguous buffers over
-                                    // non-adjacent guest pages (auto: off for dpdk, whose
-                                    // IOTLB joins IOVA-adjacent entries without checking uaddrs)
-  uint32_t mem_regions = 2;         // guest memory regions in SET_MEM_TABLE
-  bool hugepages = false;           // guest memory on 2 MiB hugetlb pages when available
-  uint32_t flush_batch = 256;       // lazy mapping: windows per deferred invalidation batch
-  std::vector<int> cpus;            // front-end queue threads' CPUs; empty = automatic
-  double timeout_seconds = 120;     // whole-run bound (setup + traffic + teardown)
+  std::string scatter = "auto";  // auto | on | off: IOVA-contiguous buffers over
+                                 // non-adjacent guest pages (auto: off for dpdk, whose
+                                 // IOTLB joins IOVA-adjacent entries without checking uaddrs)
+  uint32_t mem_regions = 2;      // guest memory regions in SET_MEM_TABLE
+  bool hugepages = false;        // guest memory on 2 MiB hugetlb pages when available
+  uint32_t flush_batch = 256;    // lazy mapping: windows per deferred invalidation batch
+  std::vector<int> cpus;         // front-end queue threads' CPUs; empty = automatic
+  double timeout_seconds = 120;  // whole-run bound (setup + traffic + teardown)
   std::string dpdk_testpmd = "dpdk-testpmd";  // backend dpdk: the binary to spawn
   // Optional: called from the run's control thread with progress in [0, 1].
   std::function<void(double)> progress;

@@ -39,8 +39,7 @@ Status Validate(const FrontendConfig& c) {
     return Error{"queue pairs must be 1..64, not " + std::to_string(c.queue_pairs)};
   if (c.packets == 0 && !(c.seconds > 0))
     return Error{"give a packet count or a duration in seconds"};
-  if (c.packets && c.packets < c.queue_pairs)
-    return Error{"fewer packets than queue pairs"};
+  if (c.packets && c.packets < c.queue_pairs) return Error{"fewer packets than queue pairs"};
   if (c.flush_batch == 0 || c.flush_batch > 65536)
     return Error{"flush batch must be 1..65536, not " + std::to_string(c.flush_batch)};
   return {};
@@ -64,10 +63,14 @@ Result<Mapping> ParseMapping(const std::string& name) {
 
 const char* MappingName(Mapping m) {
   switch (m) {
-    case Mapping::kStatic: return "static";
-    case Mapping::kLazy: return "lazy";
-    case Mapping::kStrict: return "strict";
-    case Mapping::kCold: return "cold";
+    case Mapping::kStatic:
+      return "static";
+    case Mapping::kLazy:
+      return "lazy";
+    case Mapping::kStrict:
+      return "strict";
+    case Mapping::kCold:
+      return "cold";
   }
   return "?";
 }
@@ -124,10 +127,11 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
 
   std::vector<std::unique_ptr<QueueDriver>> drivers;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
-    auto d = std::make_unique<QueueDriver>(config, q, &memory.value(), &viommu,
-                                           config.packets ? config.packets / config.queue_pairs +
-                                                                (q < config.packets % config.queue_pairs)
-                                                          : 0);
+    auto d = std::make_unique<QueueDriver>(
+        config, q, &memory.value(), &viommu,
+        config.packets
+            ? config.packets / config.queue_pairs + (q < config.packets % config.queue_pairs)
+            : 0);
     std::vector<uint64_t> gpas;
     for (int i = 0; i < 4; ++i) gpas.push_back(memory->chunk_gpa(q * 4 + i));
     d->Build(gpas, kIovaBase + q * kIovaPerQueue);

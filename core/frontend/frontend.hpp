@@ -49,10 +49,10 @@ struct FrontendConfig {
   uint64_t packets = 0;       // total over all queue pairs; 0 = run for `seconds`
   double seconds = 0;
   uint64_t seed = 1;
-  bool scatter = true;        // IOVA-contiguous buffers over non-adjacent guest pages
+  bool scatter = true;  // IOVA-contiguous buffers over non-adjacent guest pages
   uint32_t mem_regions = 2;
-  bool hugetlb = false;       // back guest memory with 2 MiB hugetlb pages when available
-  uint32_t flush_batch = 256; // lazy: windows per deferred invalidation batch
+  bool hugetlb = false;        // back guest memory with 2 MiB hugetlb pages when available
+  uint32_t flush_batch = 256;  // lazy: windows per deferred invalidation batch
   // Sink: the backend consumes transmitted packets and returns nothing (vhostlab's sink mode);
   // each transmit completion counts as a packet and the sum of all frame bytes sent is kept so
   // the caller can compare it with the backend's checksum.
@@ -61,9 +61,9 @@ struct FrontendConfig {
   // swapped (static and cold mappings), as a buggy IOMMU would, so the device reads frames from
   // the wrong guest pages. The byte-for-byte check must then report errors.
   bool inject_swapped_pages = false;
-  std::vector<int> cpus;      // queue thread i is pinned to cpus[i % size]; empty: not pinned
+  std::vector<int> cpus;  // queue thread i is pinned to cpus[i % size]; empty: not pinned
   int connect_timeout_ms = 10000;
-  double stall_seconds = 5;   // no progress for this long: the missing packets count as drops
+  double stall_seconds = 5;  // no progress for this long: the missing packets count as drops
   std::atomic<bool>* stop = nullptr;
   std::function<void(double)> progress;
   // Called on the supervising thread once every queue thread is pinned and has published its
@@ -76,16 +76,16 @@ struct FrontendConfig {
 struct QueueResult {
   uint32_t queue_pair = 0;
   uint64_t tx_packets = 0;
-  uint64_t rx_packets = 0;       // received and verified byte for byte
-  uint64_t sink_packets = 0;     // sink mode: transmit completions
-  uint64_t sent_byte_sum = 0;    // sink mode: sum of every frame byte of completed packets
-  uint64_t rx_bytes = 0;         // frame bytes of verified packets
-  uint64_t verify_errors = 0;    // wrong length, unattributable frame or a wrong byte
-  uint64_t sequence_errors = 0;  // duplicated or reordered frames
-  uint64_t drops = 0;            // sent, never received
-  uint64_t maps = 0, unmaps = 0; // per-buffer IOMMU operations (lazy/strict)
-  uint64_t elapsed_ns = 0;       // first post to last packet accounted
-  std::string error;             // non-empty: this queue stopped early
+  uint64_t rx_packets = 0;        // received and verified byte for byte
+  uint64_t sink_packets = 0;      // sink mode: transmit completions
+  uint64_t sent_byte_sum = 0;     // sink mode: sum of every frame byte of completed packets
+  uint64_t rx_bytes = 0;          // frame bytes of verified packets
+  uint64_t verify_errors = 0;     // wrong length, unattributable frame or a wrong byte
+  uint64_t sequence_errors = 0;   // duplicated or reordered frames
+  uint64_t drops = 0;             // sent, never received
+  uint64_t maps = 0, unmaps = 0;  // per-buffer IOMMU operations (lazy/strict)
+  uint64_t elapsed_ns = 0;        // first post to last packet accounted
+  std::string error;              // non-empty: this queue stopped early
 };
 
 struct FrontendResult {
@@ -93,11 +93,11 @@ struct FrontendResult {
   std::vector<QueueResult> queues;
   ViommuStats viommu;
   uint64_t misses_received = 0, misses_unresolved = 0, backend_channel_errors = 0;
-  uint64_t setup_ns = 0;         // connect .. rings enabled
-  uint64_t traffic_ns = 0;       // threads started .. all joined
+  uint64_t setup_ns = 0;    // connect .. rings enabled
+  uint64_t traffic_ns = 0;  // threads started .. all joined
   bool hugetlb = false;
-  std::string notes;             // fallbacks taken (hugetlb), said once
-  uint64_t rx_packets() const;     // verified packets (loopback) or completions (sink)
+  std::string notes;            // fallbacks taken (hugetlb), said once
+  uint64_t rx_packets() const;  // verified packets (loopback) or completions (sink)
   uint64_t sent_byte_sum() const;
   uint64_t verify_errors() const;
   uint64_t drops() const;

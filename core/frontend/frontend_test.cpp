@@ -1,10 +1,11 @@
 // Front-end unit tests (no peer): guest memory address spaces, the scatter layout's page
 // permutation, the deterministic frame pattern.
+#include "core/frontend/frontend.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "core/frontend/frontend.hpp"
 #include "core/frontend/guest_memory.hpp"
 #include "core/frontend/net_driver.hpp"
 #include "core/loadgen/packet.hpp"

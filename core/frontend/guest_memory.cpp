@@ -41,8 +41,8 @@ GuestMemory::~GuestMemory() {
     if (r.host) munmap(r.host, r.size);
 }
 
-Result<GuestMemory> GuestMemory::Create(const std::vector<uint64_t>& chunk_sizes,
-                                        uint32_t regions, uint64_t align, bool hugetlb) {
+Result<GuestMemory> GuestMemory::Create(const std::vector<uint64_t>& chunk_sizes, uint32_t regions,
+                                        uint64_t align, bool hugetlb) {
   if (regions == 0 || regions > protocol::kMaxMemRegions)
     return Error{"guest memory: region count must be 1.." +
                  std::to_string(protocol::kMaxMemRegions)};
@@ -85,8 +85,9 @@ uint8_t* GuestMemory::GpaToHost(uint64_t gpa, uint64_t len) const {
 
 Result<uint64_t> GuestMemory::GpaToUaddr(uint64_t gpa, uint64_t len) const {
   uint8_t* p = GpaToHost(gpa, len);
-  if (!p) return Error{"GPA " + std::to_string(gpa) + " (+" + std::to_string(len) +
-                       ") is outside guest memory"};
+  if (!p)
+    return Error{"GPA " + std::to_string(gpa) + " (+" + std::to_string(len) +
+                 ") is outside guest memory"};
   return reinterpret_cast<uint64_t>(p);
 }
 

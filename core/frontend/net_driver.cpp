@@ -163,8 +163,8 @@ Status QueueDriver::MapStatic() {
     if (Status s = viommu_->Map(r->iova, pages, protocol::kIotlbPermRw, push); !s.ok()) return s;
   }
   if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold) {
-    if (Status s = viommu_->Map(rx_pool_.static_iova, rx_pool_.page_gpa, protocol::kIotlbPermRw,
-                                push);
+    if (Status s =
+            viommu_->Map(rx_pool_.static_iova, rx_pool_.page_gpa, protocol::kIotlbPermRw, push);
         !s.ok())
       return s;
     // Transmit buffers are only read by the device: RO, like a DMA_TO_DEVICE mapping.
@@ -184,8 +184,8 @@ Status QueueDriver::PushUsedRings() {
 }
 
 Result<uint64_t> QueueDriver::DmaMap(Pool& pool, uint64_t window_base,
-                                     std::deque<uint64_t>& free_windows, uint64_t off,
-                                     uint32_t len, uint8_t perm, Window* held) {
+                                     std::deque<uint64_t>& free_windows, uint64_t off, uint32_t len,
+                                     uint8_t perm, Window* held) {
   if (!config_.iommu) return pool.page_gpa[0] + off;  // identity pool: contiguous guest memory
   if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold)
     return pool.static_iova + off;
@@ -208,8 +208,7 @@ Result<uint64_t> QueueDriver::DmaMap(Pool& pool, uint64_t window_base,
 }
 
 Status QueueDriver::DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows) {
-  if (!config_.iommu ||
-      (config_.mapping != Mapping::kLazy && config_.mapping != Mapping::kStrict))
+  if (!config_.iommu || (config_.mapping != Mapping::kLazy && config_.mapping != Mapping::kStrict))
     return {};
   ++result_.unmaps;
   const bool strict = config_.mapping == Mapping::kStrict;
@@ -238,7 +237,8 @@ Status QueueDriver::FlushLazy() {
     uint64_t start = flush_queue_[i].w.iova;
     uint64_t end = start + flush_queue_[i].w.pages * ps;
     std::size_t j = i + 1;
-    while (j < flush_queue_.size() && flush_queue_[j].w.iova == flush_queue_[j - 1].w.iova + stride &&
+    while (j < flush_queue_.size() &&
+           flush_queue_[j].w.iova == flush_queue_[j - 1].w.iova + stride &&
            flush_queue_[j].rx == flush_queue_[i].rx) {
       end = flush_queue_[j].w.iova + flush_queue_[j].w.pages * ps;
       ++j;
@@ -248,17 +248,16 @@ Status QueueDriver::FlushLazy() {
   }
   for (const Deferred& d : flush_queue_) {
     uint64_t base = d.rx ? rx_win_base_ : tx_win_base_;
-    (d.rx ? rx_free_windows_ : tx_free_windows_)
-        .push_back((d.w.iova - base) / (win_pages_ * ps));
+    (d.rx ? rx_free_windows_ : tx_free_windows_).push_back((d.w.iova - base) / (win_pages_ * ps));
   }
   flush_queue_.clear();
   return {};
 }
 
 Status QueueDriver::PostRx(uint16_t slot) {
-  Result<uint64_t> addr = DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, SlotOffset(slot),
-                                 static_cast<uint32_t>(slot_bytes_), protocol::kIotlbPermRw,
-                                 &rx_held_[slot]);
+  Result<uint64_t> addr =
+      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, SlotOffset(slot),
+             static_cast<uint32_t>(slot_bytes_), protocol::kIotlbPermRw, &rx_held_[slot]);
   if (!addr.ok()) return addr.error();
   rx_.desc[slot] = virtio::Desc{*addr, static_cast<uint32_t>(slot_bytes_), virtio::kDescFWrite, 0};
   rx_.avail->ring[rx_.avail_idx % rx_.num] = slot;

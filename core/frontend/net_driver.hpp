@@ -38,9 +38,9 @@ namespace vhostlab::frontend {
 struct DriverRing {
   uint32_t index = 0;
   uint32_t num = 0;
-  uint64_t gpa = 0;        // chunk start
-  uint64_t iova = 0;       // chunk IOVA (IOMMU on)
-  uint64_t bytes = 0;      // chunk bytes used by the ring
+  uint64_t gpa = 0;    // chunk start
+  uint64_t iova = 0;   // chunk IOVA (IOMMU on)
+  uint64_t bytes = 0;  // chunk bytes used by the ring
   uint64_t avail_off = 0, used_off = 0;
   virtio::Desc* desc = nullptr;
   virtio::Avail* avail = nullptr;

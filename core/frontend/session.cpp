@@ -66,16 +66,14 @@ Status Session::SendLocked(Request request, const void* payload, uint32_t size,
   return {};
 }
 
-Result<protocol::Message> Session::CallLocked(Request request, const void* payload,
-                                              uint32_t size) {
+Result<protocol::Message> Session::CallLocked(Request request, const void* payload, uint32_t size) {
   if (Status s = main_.Send(static_cast<uint32_t>(request), protocol::kVersion, payload, size);
       !s.ok())
     return Error{Name(request) + ": " + s.message()};
   return ReadReplyLocked(request);
 }
 
-Status Session::Set(Request request, const void* payload, uint32_t size,
-                    std::span<const int> fds) {
+Status Session::Set(Request request, const void* payload, uint32_t size, std::span<const int> fds) {
   std::lock_guard<std::mutex> lock(mu_);
   return SendLocked(request, payload, size, fds, /*want_ack=*/true);
 }
@@ -117,10 +115,12 @@ Status Session::Negotiate(bool iommu, uint32_t queue_pairs) {
       negotiated_.queue_num = static_cast<uint32_t>(*qn);
     }
   }
-  if (iommu && !(negotiated_.protocol & Bit(pf::kReplyAck) &&
-                 negotiated_.protocol & Bit(pf::kBackendReq)))
-    return Error{"IOMMU support requires the reply-ack and backend-req protocol features; the "
-                 "backend offers " + protocol::ProtocolFeatureNames(negotiated_.offered_protocol)};
+  if (iommu &&
+      !(negotiated_.protocol & Bit(pf::kReplyAck) && negotiated_.protocol & Bit(pf::kBackendReq)))
+    return Error{
+        "IOMMU support requires the reply-ack and backend-req protocol features; the "
+        "backend offers " +
+        protocol::ProtocolFeatureNames(negotiated_.offered_protocol)};
   if (queue_pairs > 1 && !(negotiated_.protocol & Bit(pf::kMq)))
     return Error{std::to_string(queue_pairs) + " queue pairs need the MQ protocol feature"};
   if (queue_pairs > negotiated_.queue_num)
@@ -132,8 +132,8 @@ Status Session::Negotiate(bool iommu, uint32_t queue_pairs) {
       return Error{std::string("socketpair: ") + std::strerror(errno)};
     UniqueFd ours(sv[0]), theirs(sv[1]);
     int fd = theirs.get();
-    if (Status s = SendLocked(Request::kSetBackendReqFd, nullptr, 0, std::span<const int>(&fd, 1),
-                              true);
+    if (Status s =
+            SendLocked(Request::kSetBackendReqFd, nullptr, 0, std::span<const int>(&fd, 1), true);
         !s.ok())
       return s;
     backend_ = protocol::Channel(std::move(ours));

@@ -25,8 +25,8 @@
 namespace vhostlab::frontend {
 
 struct ViommuStats {
-  uint64_t updates = 0;          // UPDATEs sent (pushed + miss answers)
-  uint64_t miss_updates = 0;     // of which answered a MISS
+  uint64_t updates = 0;       // UPDATEs sent (pushed + miss answers)
+  uint64_t miss_updates = 0;  // of which answered a MISS
   uint64_t invalidates = 0;
   uint64_t misses_served = 0;
   uint64_t misses_unmapped = 0;  // MISS for an IOVA the guest has not mapped (or not with perm)

@@ -30,7 +30,8 @@ void OnSignal(int) { g_stop.store(true); }
 void Help(FILE* out) {
   std::string designs;
   for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
-  std::fprintf(out,
+  std::fprintf(
+      out,
       "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
       "                        [--json-dir DIR] [--packets N | --seconds S] [--queues N]\n"
       "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
@@ -111,13 +112,17 @@ int RunCompare(int argc, char** argv) {
       if (i + 1 >= argc) return Usage(a + " needs a value");
       v = argv[++i];
     }
-    if (a == "--profile") profile = v;
-    else if (a == "--designs") designs_arg = v;
-    else if (a == "--json-dir") json_dir = v;
+    if (a == "--profile")
+      profile = v;
+    else if (a == "--designs")
+      designs_arg = v;
+    else if (a == "--json-dir")
+      json_dir = v;
     else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
              a == "--page-size")
       overrides.emplace_back(a, v);
-    else return Usage("unknown option " + a);
+    else
+      return Usage("unknown option " + a);
   }
   auto p = experiment::LoadProfile(profile);
   if (!p.ok()) {
@@ -174,13 +179,13 @@ int RunCompare(int argc, char** argv) {
 
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  std::printf("profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
-              "mapping %s, %s IOMMU pages\n\n",
-              p->name.c_str(), p->description.c_str(), base.queue_pairs, base.ring_size,
-              base.packet_size,
-              base.packets ? (std::to_string(base.packets) + " packets").c_str()
-                           : (std::to_string(base.seconds) + " s").c_str(),
-              base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str());
+  std::printf(
+      "profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
+      "mapping %s, %s IOMMU pages\n\n",
+      p->name.c_str(), p->description.c_str(), base.queue_pairs, base.ring_size, base.packet_size,
+      base.packets ? (std::to_string(base.packets) + " packets").c_str()
+                   : (std::to_string(base.seconds) + " s").c_str(),
+      base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str());
   std::printf("%-7s %-17s %-5s %8s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
               "Mpps", "vs off", "ns/pkt", "updates", "misses", "invals", "drops", "verify");
   std::fflush(stdout);
@@ -206,15 +211,15 @@ int RunCompare(int argc, char** argv) {
     if (!ok && status == 0) status = 1;
     char ratio[16] = "-";
     if (std::isfinite(off) && off > 0) std::snprintf(ratio, sizeof(ratio), "%.2fx", mpps / off);
-    std::printf("%-7s %-17s %-5s %8.3f %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
-                c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", mpps, ratio,
-                r->Get("ns_per_packet"), r->Get("iotlb_updates"), r->Get("misses_received"),
-                r->Get("iotlb_invalidates"), drops,
-                ok ? "OK" : (ve ? "FAILED" : "drops"));
+    std::printf("%-7s %-17s %-5s %8.3f %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n", c.backend.c_str(),
+                design.c_str(), c.iommu ? "on" : "off", mpps, ratio, r->Get("ns_per_packet"),
+                r->Get("iotlb_updates"), r->Get("misses_received"), r->Get("iotlb_invalidates"),
+                drops, ok ? "OK" : (ve ? "FAILED" : "drops"));
     std::fflush(stdout);
     if (!json_dir.empty()) {
-      std::string name = p->name + "-" + c.backend + "-" + (c.backend == "dpdk" ? "dpdk" : c.iotlb) +
-                         "-iommu-" + (c.iommu ? "on" : "off") + ".json";
+      std::string name = p->name + "-" + c.backend + "-" +
+                         (c.backend == "dpdk" ? "dpdk" : c.iotlb) + "-iommu-" +
+                         (c.iommu ? "on" : "off") + ".json";
       std::ofstream out(std::filesystem::path(json_dir) / name);
       out << r->ToJson();
     }
@@ -223,8 +228,7 @@ int RunCompare(int argc, char** argv) {
   return status;
 }
 
-const Command kCompare{"compare",
-                       "the main comparison: IOMMU off vs each IOTLB design (and DPDK)",
+const Command kCompare{"compare", "the main comparison: IOMMU off vs each IOTLB design (and DPDK)",
                        &RunCompare};
 
 }  // namespace

@@ -26,7 +26,8 @@ void OnSignal(int) { g_stop.store(true); }
 void Help(FILE* out) {
   std::string designs;
   for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
-  std::fprintf(out,
+  std::fprintf(
+      out,
       "usage: vhostlab run [--backend self|dpdk|socket:PATH] [--iotlb DESIGN] [--iommu on|off]\n"
       "                    [--mapping static|lazy|strict|cold] [--page-size 4k|2m]\n"
       "                    [--packets N | --seconds S] [--queues N] [--profile FILE|NAME]\n"
@@ -110,12 +111,15 @@ int Usage(const std::string& why) {
 // Applies one command-line option to a RunConfig; an error message on a bad value.
 std::string Apply(experiment::RunConfig& c, const std::string& k, const std::string& v) {
   uint64_t n = 0;
-  if (k == "--backend") c.backend = v;
-  else if (k == "--iotlb") c.iotlb = v;
+  if (k == "--backend")
+    c.backend = v;
+  else if (k == "--iotlb")
+    c.iotlb = v;
   else if (k == "--iommu") {
     if (v != "on" && v != "off") return "--iommu takes on or off";
     c.iommu = v == "on";
-  } else if (k == "--mapping") c.mapping = v;
+  } else if (k == "--mapping")
+    c.mapping = v;
   else if (k == "--page-size") {
     auto p = experiment::ParsePageSize(v);
     if (!p.ok()) return p.error().message;
@@ -139,23 +143,25 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
     if (k == "--seed") c.seed = n;
     if (k == "--regions") c.mem_regions = static_cast<uint32_t>(n);
     if (k == "--flush-batch") c.flush_batch = static_cast<uint32_t>(n);
-  } else if (k == "--scatter") c.scatter = v;
+  } else if (k == "--scatter")
+    c.scatter = v;
   else if (k == "--mode") {
     if (v != "loopback" && v != "sink") return "--mode takes loopback or sink";
     c.mode = v;
-  }
-  else if (k == "--timeout") {
+  } else if (k == "--timeout") {
     char* end = nullptr;
     double s = std::strtod(v.c_str(), &end);
     if (!end || *end || !(s > 0)) return "--timeout takes a positive number of seconds";
     c.timeout_seconds = s;
-  } else if (k == "--testpmd") c.dpdk_testpmd = v;
+  } else if (k == "--testpmd")
+    c.dpdk_testpmd = v;
   else if (k == "--cpus") {
     c.cpus.clear();
     std::size_t pos = 0;
     while (pos <= v.size()) {
       std::size_t comma = v.find(',', pos);
-      std::string item = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      std::string item =
+          v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
       if (!ParseU64(item.c_str(), &n)) return "--cpus takes a comma-separated list of CPUs";
       c.cpus.push_back(static_cast<int>(n));
       if (comma == std::string::npos) break;
@@ -166,13 +172,16 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
     std::size_t pos = 0;
     while (pos <= v.size()) {
       std::size_t comma = v.find(',', pos);
-      std::string item = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      std::string item =
+          v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
       if (!item.empty()) c.counters.push_back(item);
       if (comma == std::string::npos) break;
       pos = comma + 1;
     }
-  } else if (k == "--hugepages") c.hugepages = true;
-  else return "unknown option " + k;
+  } else if (k == "--hugepages")
+    c.hugepages = true;
+  else
+    return "unknown option " + k;
   return "";
 }
 
@@ -185,14 +194,14 @@ void PrintSummary(const experiment::RunRecord& r) {
               experiment::PageSizeName(c.page_size).c_str(), c.queue_pairs, c.ring_size,
               c.packet_size);
   std::printf(c.mode == "sink" ? "  packets      %.0f consumed of %.0f sent in %.3f s\n"
-                                : "  packets      %.0f received of %.0f sent in %.3f s\n",
-              get("packets"),
-              get("tx_packets"), get("seconds"));
+                               : "  packets      %.0f received of %.0f sent in %.3f s\n",
+              get("packets"), get("tx_packets"), get("seconds"));
   std::printf("  rate         %.3f Mpps  (%.1f ns/packet)\n", get("mpps"), get("ns_per_packet"));
-  std::printf("  iotlb        %.0f updates (%.0f answering misses), %.0f invalidations, %.0f "
-              "misses received (%.0f unresolved)\n",
-              get("iotlb_updates"), get("iotlb_miss_updates"), get("iotlb_invalidates"),
-              get("misses_received"), get("misses_unmapped"));
+  std::printf(
+      "  iotlb        %.0f updates (%.0f answering misses), %.0f invalidations, %.0f "
+      "misses received (%.0f unresolved)\n",
+      get("iotlb_updates"), get("iotlb_miss_updates"), get("iotlb_invalidates"),
+      get("misses_received"), get("misses_unmapped"));
   auto lat = [&](const char* label, const std::string& name) {
     double p50 = r.Get(name + "_p50"), p99 = r.Get(name + "_p99");
     if (r.Get(name + "_samples") > 0)
@@ -246,9 +255,12 @@ int RunRun(int argc, char** argv) {
       if (i + 1 >= argc) return Usage(a + " needs a value");
       value = argv[++i];
     }
-    if (a == "--profile") profile = value;
-    else if (a == "--json") json = value;
-    else ov.kv.emplace_back(a, value);
+    if (a == "--profile")
+      profile = value;
+    else if (a == "--json")
+      json = value;
+    else
+      ov.kv.emplace_back(a, value);
   }
 
   std::vector<experiment::RunConfig> runs;
