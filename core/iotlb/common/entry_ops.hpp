@@ -36,8 +36,9 @@ inline void ForEachRemainder(const Entry& e, IovaRange r, Add&& add) {
 
 constexpr bool IsValidInsert(IovaRange r, Perm perm) { return r.first <= r.last && perm != Perm::kNone; }
 
-// Optional side API: the single entry containing `iova` (no joining). The micro-cache needs it to
-// cache a whole page's worth of an entry rather than one access.
+// Optional side API: the entry containing `iova` (no joining), or any part of it that still
+// contains `iova` (with the matching uaddr). The micro-cache needs it to cache a whole page's
+// worth of an entry rather than one access.
 template <typename T>
 concept HasFindEntry = requires(const T ct, uint64_t u, Entry* out) {
   { ct.FindEntry(u, out) } -> std::same_as<bool>;

@@ -4,16 +4,21 @@
 // only bits 57..63). A slot holds one of:
 //  - 0: nothing mapped in the slot's block,
 //  - a Node* (low bits 00): a table for the next level down,
-//  - an Entry* | 1: a leaf. The entry covers the slot's whole block (4 KiB at level 0, 2 MiB at
-//    level 1, 1 GiB at level 2, ... 2^57 at level 5), like a huge-page PTE,
+//  - a leaf: the slot's whole block (4 KiB at level 0, 2 MiB at level 1, 1 GiB at level 2, ...
+//    2^57 at level 5) lies inside one entry, like a huge-page PTE. When the uaddr of the block's
+//    first byte is 8-byte aligned (always, in practice) the leaf is that uaddr with the
+//    permission in the low bits (0b011 read, 0b101 write, 0b111 read-write), so a lookup ends
+//    in the slot itself with no further memory access; otherwise it is an Entry* | 0b001.
+//    An access that runs past the block simply continues in the next block (JoinPieces), which
+//    maps the rest of the same entry with a contiguous uaddr,
 //  - kPartial (level 0 only): the 4 KiB page is covered only partly, by one or more unaligned
 //    entries; the lookup finishes in the ordered index.
 // Each entry is mapped as the fewest aligned blocks that cover it (largest level first), plus a
 // kPartial mark for its unaligned head and tail pages.
 //
 // Invariants:
-//  - `index_` (an ordered map, first -> Entry) holds every entry, pairwise disjoint; leaf slots
-//    point into its nodes (std::map nodes never move). Updates find overlaps through it.
+//  - `index_` (an ordered map, first -> Entry) holds every entry, pairwise disjoint; Entry*
+//    leaves point into its nodes (std::map nodes never move). Updates find overlaps through it.
 //  - A level-0 slot is kPartial iff some entry covers part but not all of that page.
 //  - Node::used counts the non-zero slots; a node other than the root is freed when it drops
 //    to zero, so memory follows the mapped set.
@@ -69,12 +74,9 @@ class Radix final {
                       [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
   }
 
-  bool FindEntry(uint64_t iova, Entry* out) const {
-    const Entry* e = Find(iova);
-    if (!e) return false;
-    *out = *e;
-    return true;
-  }
+  // Side API for the micro-cache: the entry containing iova, or (for large entries) the part of
+  // it in iova's radix block; either way a range that contains iova with the entry's mapping.
+  bool FindEntry(uint64_t iova, Entry* out) const { return Find(iova, out); }
 
   std::size_t Size() const { return index_.size(); }
   std::size_t MemoryBytes() const {
@@ -93,6 +95,8 @@ class Radix final {
   static constexpr int kTopLevel = 5;
   static constexpr uint64_t kPartial = 2;
   static constexpr uint64_t kLeafTag = 1;
+  static constexpr uint64_t kInlinePermMask = 6;
+  static constexpr uint64_t kTagMask = 7;
   static constexpr uint64_t kPageMask = 0xfff;
 
   struct Node {
@@ -105,13 +109,26 @@ class Radix final {
     return (iova >> Shift(level)) & 511;
   }
 
-  const Entry* Find(uint64_t iova) const {
+  // The entry containing iova, or the part of it that is iova's block (same uaddr mapping).
+  bool Find(uint64_t iova, Entry* out) const {
     const Node* n = root_;
     for (int level = kTopLevel;; --level) {
       const uint64_t s = n->slot[SlotIndex(iova, level)];
-      if (s & kLeafTag) return reinterpret_cast<const Entry*>(s & ~kLeafTag);
-      if (s == 0) return nullptr;
-      if (s == kPartial) return FindInIndex(iova);
+      if (s & kLeafTag) {
+        if (s & kInlinePermMask) {
+          const uint64_t block_mask = (uint64_t{1} << Shift(level)) - 1;
+          *out = Entry{{iova & ~block_mask, iova | block_mask}, s & ~kTagMask, InlinePerm(s)};
+        } else {
+          *out = *reinterpret_cast<const Entry*>(s & ~kTagMask);
+        }
+        return true;
+      }
+      if (s == 0) return false;
+      if (s == kPartial) {
+        const Entry* e = FindInIndex(iova);
+        if (e) *out = *e;
+        return e != nullptr;
+      }
       n = reinterpret_cast<const Node*>(s);
     }
   }
@@ -124,8 +141,33 @@ class Radix final {
   }
 
   Translation LookupOne(uint64_t iova, uint64_t len, Perm perm) const {
-    const Entry* e = Find(iova);
-    return e ? HitIn(*e, iova, len, perm) : Miss();
+    const Node* n = root_;
+    for (int level = kTopLevel;; --level) {
+      const uint64_t s = n->slot[SlotIndex(iova, level)];
+      if (s & kLeafTag) {
+        if (!(s & kInlinePermMask)) return HitIn(*reinterpret_cast<const Entry*>(s & ~kTagMask), iova, len, perm);
+        if (!Allows(InlinePerm(s), perm)) return AccessFail();
+        const uint64_t block_mask = (uint64_t{1} << Shift(level)) - 1;
+        const uint64_t avail_minus_one = block_mask - (iova & block_mask);
+        const uint64_t granted = (len - 1 <= avail_minus_one) ? len : avail_minus_one + 1;
+        return {Outcome::kHit, (s & ~kTagMask) + (iova & block_mask), granted};
+      }
+      if (s == 0) return Miss();
+      if (s == kPartial) {
+        const Entry* e = FindInIndex(iova);
+        return e ? HitIn(*e, iova, len, perm) : Miss();
+      }
+      n = reinterpret_cast<const Node*>(s);
+    }
+  }
+
+  static Perm InlinePerm(uint64_t s) { return static_cast<Perm>((s >> 1) & 3); }
+
+  // The leaf for the block starting at `block_first` inside the stored entry `e`.
+  static uint64_t Leaf(const Entry* e, uint64_t block_first) {
+    const uint64_t uaddr = e->uaddr + (block_first - e->range.first);
+    if ((uaddr & kTagMask) == 0) return uaddr | (static_cast<uint64_t>(e->perm) << 1) | kLeafTag;
+    return reinterpret_cast<uint64_t>(e) | kLeafTag;
   }
 
   // Calls block(level, addr) for each aligned block fully inside r (largest first) and
@@ -183,7 +225,7 @@ class Radix final {
     for (int l = kTopLevel; l > level; --l) {
       path[l] = n;
       const uint64_t s = n->slot[SlotIndex(addr, l)];
-      if (s == 0 || (s & (kLeafTag | kPartial))) return;  // not mapped at this depth
+      if (s == 0 || (s & kTagMask)) return;  // not mapped at this depth
       n = reinterpret_cast<Node*>(s);
     }
     uint64_t& s = n->slot[SlotIndex(addr, level)];
@@ -203,7 +245,7 @@ class Radix final {
   void FreeTree(Node* n, int level) {
     if (level > 0) {
       for (uint64_t s : n->slot) {
-        if (s != 0 && !(s & (kLeafTag | kPartial))) FreeTree(reinterpret_cast<Node*>(s), level - 1);
+        if (s != 0 && !(s & kTagMask)) FreeTree(reinterpret_cast<Node*>(s), level - 1);
       }
     }
     delete n;
@@ -211,9 +253,9 @@ class Radix final {
 
   void Add(const Entry& e) {
     const Entry* stored = &index_.emplace(e.range.first, e).first->second;
-    const uint64_t leaf = reinterpret_cast<uint64_t>(stored) | kLeafTag;
+    static_assert(alignof(Entry) >= 8, "Entry* leaves need three free low bits");
     Decompose(
-        e.range, [&](int level, uint64_t addr) { SetSlot(level, addr, leaf); },
+        e.range, [&](int level, uint64_t addr) { SetSlot(level, addr, Leaf(stored, addr)); },
         [&](uint64_t page) { SetSlot(0, page, kPartial); });
   }
 
