@@ -56,6 +56,22 @@ TEST(DpdkInterop, StrictMappingInvalidationsDuringTraffic) {
   EXPECT_GE(r->Get("iotlb_invalidates"), 6000);
 }
 
+TEST(DpdkInterop, LazyMappingBatchedInvalidations) {
+  // DPDK 22.11's cache_remove also drops the entry that starts exactly at iova + size; the
+  // front-end's guard page between IOVA windows keeps a batched INVALIDATE from ever ending
+  // where a live buffer's entry begins (without it DPDK stops filling the receive ring).
+  RunConfig c;
+  c.packets = 20000;
+  c.mapping = "lazy";
+  c.flush_batch = 64;
+  RUN_OR_SKIP(r, c);
+  EXPECT_EQ(r->Get("packets"), 20000);
+  EXPECT_EQ(r->Get("verify_errors"), 0);
+  EXPECT_EQ(r->Get("drops"), 0);
+  EXPECT_GT(r->Get("iotlb_invalidates"), 0);
+  EXPECT_LT(r->Get("iotlb_invalidates"), r->Get("dma_unmaps"));
+}
+
 TEST(DpdkInterop, ColdMappingMissesAreAnswered) {
   // DPDK drops a packet whose buffer misses (it does not retry), so drops may be > 0 here;
   // what must hold: DPDK's MISSes (no reply wanted) are answered and traffic flows intact.

@@ -197,6 +197,12 @@ void PrintSummary(const experiment::RunRecord& r) {
                                : "  packets      %.0f received of %.0f sent in %.3f s\n",
               get("packets"), get("tx_packets"), get("seconds"));
   std::printf("  rate         %.3f Mpps  (%.1f ns/packet)\n", get("mpps"), get("ns_per_packet"));
+  if (c.queue_pairs > 1) {
+    for (uint32_t q = 0; q < c.queue_pairs; ++q)
+      std::printf("    queue %-4u %.0f packets, %.3f Mpps, %.0f drops, %.0f verify errors\n", q,
+                  r.Get("packets", q), r.Get("mpps", q), r.Get("drops", q),
+                  r.Get("verify_errors", q) + r.Get("sequence_errors", q));
+  }
   std::printf(
       "  iotlb        %.0f updates (%.0f answering misses), %.0f invalidations, %.0f "
       "misses received (%.0f unresolved)\n",
