@@ -89,3 +89,55 @@ def counters_table(df: pd.DataFrame, index: list[str] | None = None) -> pd.DataF
     order = list(dict.fromkeys(map(tuple, shown[index].itertuples(index=False))))
     wide = wide.reindex(order if len(index) > 1 else [k[0] for k in order])
     return wide[list(dict.fromkeys(shown["design"]))]
+
+
+def _run_label(backend: str, design: str) -> str:
+    backend = str(backend).split(":", 1)[0]
+    if backend == "self":
+        return "vhostlab " + design
+    return f"{backend} " + ("iommu " + design if design == "off" else "iommu on")
+
+
+def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None = None):
+    """The main comparison as a figure: Mpps per run (left) and each run's throughput relative
+    to the IOMMU-off run of the same backend (right, log scale; 1.0 = as fast as no IOMMU).
+
+    ``df`` is a run frame (``load_results(dir)`` of ``vhostlab compare --json-dir dir``).
+    Saves a PNG to ``path`` when given; returns the figure."""
+    plt = _plt()
+    rows = df[(df["metric"] == "mpps") & (df["queue"] == -1)].copy()
+    if rows.empty:
+        raise ValueError("compare_summary: the frame has no whole-run 'mpps' rows")
+    rows["label"] = [_run_label(b, d) for b, d in zip(rows["backend"], rows["design"])]
+    rows["backend_kind"] = rows["backend"].astype(str).str.split(":").str[0]
+    per = rows.groupby(["backend_kind", "label"], sort=False)["value"].median().reset_index()
+    # vhostlab first, each backend's IOMMU-off baseline on top of its own group.
+    per = per.sort_values(by=["backend_kind", "label"],
+                          key=lambda c: (c != "self") if c.name == "backend_kind"
+                          else ~c.str.endswith(" off"), kind="stable").reset_index(drop=True)
+    base = {k: g.loc[g["label"].str.endswith(" off"), "value"] for k, g in per.groupby("backend_kind")}
+    per["ratio"] = [v / float(base[k].iloc[0]) if len(base.get(k, [])) else math.nan
+                    for k, v in zip(per["backend_kind"], per["value"])]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.45 * len(per) + 1.8), sharey=True)
+    colors = ["C1" if k != "self" else ("grey" if l.endswith(" off") else "C0")
+              for k, l in zip(per["backend_kind"], per["label"])]
+    y = range(len(per))
+    left.barh(y, per["value"], color=colors)
+    left.set_yticks(list(y))
+    left.set_yticklabels(per["label"])
+    left.invert_yaxis()
+    left.set_xlabel("Mpps (higher is better)")
+    left.grid(True, axis="x", alpha=0.3)
+    right.barh(y, per["ratio"], color=colors)
+    right.axvline(1.0, color="black", lw=0.8)
+    right.set_xscale("log")
+    right.set_xlabel("throughput vs IOMMU off, same backend (log)")
+    right.grid(True, axis="x", alpha=0.3)
+    for i, r in enumerate(per["ratio"]):
+        if not math.isnan(r):
+            right.text(r, i, f" {r:.2f}x", va="center", fontsize="small")
+    fig.suptitle(title or "IOTLB designs: vhostlab backend vs DPDK vhost PMD")
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
