@@ -83,7 +83,7 @@ class OpenAddressingTable {
   std::size_t Size() const { return size_; }
   std::size_t MemoryBytes() const { return slots_.capacity() * sizeof(Entry); }
   void Clear() {
-    slots_.assign(kMinSlots, EmptySlot());
+    slots_ = std::vector<Entry>(kMinSlots, EmptySlot());  // gives the memory back, unlike assign()
     mask_ = kMinSlots - 1;
     shift_ = 64 - std::countr_zero(kMinSlots);
     size_ = 0;
