@@ -4,10 +4,10 @@
 // so every input is a valid operation sequence; each sequence is applied to every tested design
 // alongside `reference`, and any disagreement aborts with the operation that exposed it.
 // Build and run (about 1500-3000 inputs/s on this VM):
-//   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DVHOSTLAB_FUZZ=ON \
+//   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DVHOSTLAB_FUZZ=ON
 //       -DVHOSTLAB_BUILD_PYTHON=OFF -DVHOSTLAB_BUILD_BENCH=OFF
 //   ninja -C build-fuzz iotlb_fuzz
-//   mkdir -p /tmp/iotlb-corpus && build-fuzz/core/iotlb/iotlb_fuzz -max_total_time=60 \
+//   mkdir -p /tmp/iotlb-corpus && build-fuzz/core/iotlb/iotlb_fuzz -max_total_time=60
 //       -max_len=4096 /tmp/iotlb-corpus
 #include <cstddef>
 #include <cstdint>
