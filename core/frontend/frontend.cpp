@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -234,7 +235,11 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
     }
   }
   joiner.join();
-  out.traffic_ns = NowNs() - t_traffic;
+  // From the start line to the moment the last queue accounted its last packet: measured by the
+  // queue threads themselves, never by this supervising loop's 50 ms polling.
+  uint64_t end = t_traffic;
+  for (const auto& q : out.queues) end = std::max(end, q.end_ns);
+  out.traffic_ns = end - t_traffic;
   if (config.on_traffic_end) config.on_traffic_end();
 
   // GET_VRING_BASE stops each ring (spec); a backend that cannot answer is reported, the data

@@ -85,6 +85,7 @@ struct QueueResult {
   uint64_t drops = 0;             // sent, never received
   uint64_t maps = 0, unmaps = 0;  // per-buffer IOMMU operations (lazy/strict)
   uint64_t elapsed_ns = 0;        // first post to last packet accounted
+  uint64_t end_ns = 0;            // steady-clock time of the last packet accounted
   std::string error;              // non-empty: this queue stopped early
 };
 
@@ -94,7 +95,7 @@ struct FrontendResult {
   ViommuStats viommu;
   uint64_t misses_received = 0, misses_unresolved = 0, backend_channel_errors = 0;
   uint64_t setup_ns = 0;    // connect .. rings enabled
-  uint64_t traffic_ns = 0;  // threads started .. all joined
+  uint64_t traffic_ns = 0;  // start line .. the last queue's last packet (not thread joins)
   bool hugetlb = false;
   std::string notes;            // fallbacks taken (hugetlb), said once
   uint64_t rx_packets() const;  // verified packets (loopback) or completions (sink)

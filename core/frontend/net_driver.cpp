@@ -437,7 +437,8 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       }
     }
   }
-  result_.elapsed_ns = NowNs() - start;
+  result_.end_ns = NowNs();
+  result_.elapsed_ns = result_.end_ns - start;
   result_.tx_packets = tx_seq;
   if (progress) progress->store(next_seq, std::memory_order_relaxed);
   // Bounded drain of transmit completions so lazy/strict windows are released, then the last
