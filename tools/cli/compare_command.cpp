@@ -1,12 +1,16 @@
 // `vhostlab compare`: the main comparison. On one profile's workload it runs our backend with
 // the IOMMU off, then with the IOMMU on for each IOTLB design, then (with --with-dpdk) DPDK's
 // vhost PMD with the IOMMU off and on, and prints one table: Mpps, the ratio to the same
-// backend's IOMMU-off run, ns/packet, IOTLB traffic, drops and verification. Every run's full
-// record goes to --json-dir as <profile>-<backend>-<design>-iommu-<on|off>.json (the plot
-// scripts read them). Exit status 1 when any run failed verification or dropped packets.
+// backend's IOMMU-off run, ns/packet, IOTLB traffic, drops and verification. Configurations run
+// in rounds (--repeat, default 3), each round visiting every configuration in the same order, and
+// the table shows medians: wall-clock rates on a shared 2-core machine swing by several x within
+// a minute, and rounds spread that over all rows. Every run's full record goes to --json-dir as
+// <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json (the plot scripts read them).
+// Exit status 1 when any run failed verification or dropped packets.
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -33,7 +37,8 @@ void Help(FILE* out) {
   std::fprintf(
       out,
       "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
-      "                        [--json-dir DIR] [--packets N | --seconds S] [--queues N]\n"
+      "                        [--repeat N] [--json-dir DIR] [--packets N | --seconds S]\n"
+      "                        [--queues N]\n"
       "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
       "\n"
       "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
@@ -47,7 +52,10 @@ void Help(FILE* out) {
       "                  (after any [sweep]) is the workload.\n"
       "  --designs LIST  [all] IOTLB designs to run, comma-separated. Available: %s.\n"
       "  --with-dpdk     also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).\n"
-      "  --json-dir DIR  write every run's record as JSON into DIR (created if missing).\n"
+      "  --repeat N      [3] rounds: each round runs every configuration once, in order; the\n"
+      "                  table shows medians over rounds and the min..max range.\n"
+      "  --json-dir DIR  write every run's record as JSON into DIR (created if missing), one\n"
+      "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json\n"
       "  --packets N, --seconds S, --queues N, --mapping M, --page-size P\n"
       "                  override the profile's workload (see `vhostlab run --help`).\n"
       "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
@@ -83,6 +91,7 @@ struct Row {
 int RunCompare(int argc, char** argv) {
   std::string profile = "default", designs_arg = "all", json_dir;
   bool with_dpdk = false;
+  uint32_t repeat = 3;
   std::vector<std::pair<std::string, std::string>> overrides;
   LogThreshold() = LogLevel::kWarn;
   for (int i = 1; i < argc; ++i) {
@@ -112,7 +121,11 @@ int RunCompare(int argc, char** argv) {
       if (i + 1 >= argc) return Usage(a + " needs a value");
       v = argv[++i];
     }
-    if (a == "--profile")
+    if (a == "--repeat") {
+      char* end = nullptr;
+      repeat = static_cast<uint32_t>(std::strtoul(v.c_str(), &end, 10));
+      if (*end || repeat == 0 || repeat > 100) return Usage("--repeat takes 1..100");
+    } else if (a == "--profile")
       profile = v;
     else if (a == "--designs")
       designs_arg = v;
@@ -186,44 +199,86 @@ int RunCompare(int argc, char** argv) {
       base.packets ? (std::to_string(base.packets) + " packets").c_str()
                    : (std::to_string(base.seconds) + " s").c_str(),
       base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str());
-  std::printf("%-7s %-17s %-5s %8s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
-              "Mpps", "vs off", "ns/pkt", "updates", "misses", "invals", "drops", "verify");
-  std::fflush(stdout);
+  // Rounds: every configuration once per round, in the same order, so slow drifts and bursts
+  // of load from other processes spread over all configurations instead of hitting one.
+  struct Cell {
+    std::vector<double> mpps, ns;
+    double updates = 0, misses = 0, invals = 0, drops = 0, verify = 0, packets = 0;
+    bool failed = false;
+    std::string error;
+  };
+  std::vector<Cell> cells(plan.size());
+  for (uint32_t round = 0; round < repeat && !g_stop.load(); ++round) {
+    std::fprintf(stderr, "round %u/%u:", round + 1, repeat);
+    for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
+      experiment::RunConfig c = plan[i];
+      c.stop = &g_stop;
+      std::fprintf(stderr, " %s",
+                   c.backend == "dpdk" ? "dpdk" : (c.iommu ? c.iotlb.c_str() : "off"));
+      auto r = experiment::RunExperiment(c);
+      Cell& cell = cells[i];
+      if (!r.ok()) {
+        cell.failed = true;
+        cell.error = r.error().message;
+        continue;
+      }
+      cell.mpps.push_back(r->Get("mpps"));
+      cell.ns.push_back(r->Get("ns_per_packet"));
+      cell.updates = r->Get("iotlb_updates");
+      cell.misses += r->Get("misses_received");
+      cell.invals += r->Get("iotlb_invalidates");
+      cell.drops += r->Get("drops");
+      cell.verify += r->Get("verify_errors") + r->Get("sequence_errors");
+      cell.packets += r->Get("packets");
+      if (!json_dir.empty()) {
+        std::string name = p->name + "-" + c.backend + "-" +
+                           (c.backend == "dpdk" ? "dpdk" : c.iotlb) + "-iommu-" +
+                           (c.iommu ? "on" : "off") + "-r" + std::to_string(round + 1) + ".json";
+        std::ofstream out(std::filesystem::path(json_dir) / name);
+        out << r->ToJson();
+      }
+    }
+    std::fprintf(stderr, "\n");
+  }
+
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return std::nan("");
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  std::printf("%-7s %-17s %-5s %8s %14s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
+              "Mpps", "(min..max)", "vs off", "ns/pkt", "updates", "misses", "invals", "drops",
+              "verify");
   int status = 0;
-  double off_mpps_self = NAN, off_mpps_dpdk = NAN;
-  for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
-    experiment::RunConfig c = plan[i];
-    c.stop = &g_stop;
-    auto r = experiment::RunExperiment(c);
+  double off_self = std::nan(""), off_dpdk = std::nan("");
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const experiment::RunConfig& c = plan[i];
+    const Cell& cell = cells[i];
     const std::string design = c.backend == "dpdk" ? "dpdk(list)" : (c.iommu ? c.iotlb : "-");
-    if (!r.ok()) {
+    if (cell.failed) {
       std::printf("%-7s %-17s %-5s  run failed: %s\n", c.backend.c_str(), design.c_str(),
-                  c.iommu ? "on" : "off", r.error().message.c_str());
-      std::fflush(stdout);
+                  c.iommu ? "on" : "off", cell.error.c_str());
       status = 3;
       continue;
     }
-    double mpps = r->Get("mpps");
-    double& off = c.backend == "dpdk" ? off_mpps_dpdk : off_mpps_self;
+    if (cell.mpps.empty()) continue;
+    const double mpps = median(cell.mpps);
+    double& off = c.backend == "dpdk" ? off_dpdk : off_self;
     if (!c.iommu) off = mpps;
-    double ve = r->Get("verify_errors") + r->Get("sequence_errors"), drops = r->Get("drops");
-    bool ok = ve == 0 && drops == 0 && r->Get("packets") > 0;
+    const bool ok = cell.verify == 0 && cell.drops == 0 && cell.packets > 0;
     if (!ok && status == 0) status = 1;
-    char ratio[16] = "-";
+    char ratio[16] = "-", range[48];
     if (std::isfinite(off) && off > 0) std::snprintf(ratio, sizeof(ratio), "%.2fx", mpps / off);
-    std::printf("%-7s %-17s %-5s %8.3f %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n", c.backend.c_str(),
-                design.c_str(), c.iommu ? "on" : "off", mpps, ratio, r->Get("ns_per_packet"),
-                r->Get("iotlb_updates"), r->Get("misses_received"), r->Get("iotlb_invalidates"),
-                drops, ok ? "OK" : (ve ? "FAILED" : "drops"));
-    std::fflush(stdout);
-    if (!json_dir.empty()) {
-      std::string name = p->name + "-" + c.backend + "-" +
-                         (c.backend == "dpdk" ? "dpdk" : c.iotlb) + "-iommu-" +
-                         (c.iommu ? "on" : "off") + ".json";
-      std::ofstream out(std::filesystem::path(json_dir) / name);
-      out << r->ToJson();
-    }
+    std::snprintf(range, sizeof(range), "(%.2f..%.2f)",
+                  *std::min_element(cell.mpps.begin(), cell.mpps.end()),
+                  *std::max_element(cell.mpps.begin(), cell.mpps.end()));
+    std::printf("%-7s %-17s %-5s %8.3f %14s %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
+                c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", mpps, range, ratio,
+                median(cell.ns), cell.updates, cell.misses, cell.invals, cell.drops,
+                ok ? "OK" : (cell.verify ? "FAILED" : "drops"));
   }
+  std::printf("\nMpps and ns/pkt: medians over %u round(s); misses, invals, drops: totals.\n",
+              repeat);
   if (!json_dir.empty()) std::printf("\nrecords written to %s/\n", json_dir.c_str());
   return status;
 }
