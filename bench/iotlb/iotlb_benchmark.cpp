@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdio>
 #include <initializer_list>
-#include <map>
 #include <string_view>
 #include <memory>
 #include <string>
