@@ -1,4 +1,5 @@
-// Small helpers every design shares: answering a hit from one entry, trimming an entry around an
+// Small helpers every design shares: answering a hit from one entry, joining per-entry lookups
+// into one Translate, invalidating with a full-range shortcut, trimming an entry around an
 // invalidated range, and the optional side APIs (FindEntry, BulkLoad) benchmarks and the
 // micro-cache use when a design offers them.
 //
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -32,6 +34,28 @@ inline void ForEachRemainder(const Entry& e, IovaRange r, Add&& add) {
   if (e.range.last > r.last) {
     add(Entry{{r.last + 1, e.range.last}, e.uaddr + (r.last + 1 - e.range.first), e.perm});
   }
+}
+
+// The Translate of a design that answers one entry at a time: `lookup_one(iova, len)` answers
+// the first piece and JoinPieces extends it while the following pieces continue the mapping.
+// A template taking the design's own lambda, so the lookup stays inlined into its Translate.
+template <typename LookupOne>
+inline Translation TranslateJoined(uint64_t iova, uint64_t len, LookupOne&& lookup_one) {
+  return JoinPieces(iova, len, lookup_one(iova, len), lookup_one);
+}
+
+// The Invalidate of a design whose Clear() is cheaper than trimming every entry: an empty range
+// touches nothing, the full range (a guest's global flush) clears `d` and reports every entry as
+// touched, and any other range goes to `remove(r)`, which returns how many entries it touched.
+template <typename D, typename Remove>
+inline std::size_t InvalidateClearingFull(D& d, IovaRange r, Remove&& remove) {
+  if (r.first > r.last) return 0;
+  if (r == kFullRange) {
+    const std::size_t n = d.Size();
+    d.Clear();
+    return n;
+  }
+  return remove(r);
 }
 
 constexpr bool IsValidInsert(IovaRange r, Perm perm) { return r.first <= r.last && perm != Perm::kNone; }

@@ -35,18 +35,12 @@ class Interval final {
   }
 
   std::size_t Invalidate(IovaRange r) {
-    if (r.first > r.last) return 0;
-    if (r == kFullRange) {
-      const std::size_t n = size_;
-      Clear();
-      return n;
-    }
-    return Remove(r);
+    return InvalidateClearingFull(*this, r, [this](IovaRange x) { return Remove(x); });
   }
 
   Translation Translate(uint64_t iova, uint64_t len, Perm perm) const {
-    return JoinPieces(iova, len, LookupOne(iova, len, perm),
-                      [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
+    return TranslateJoined(iova, len,
+                           [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
   }
 
   bool FindEntry(uint64_t iova, Entry* out) const {

@@ -50,8 +50,8 @@ class BasicList final {
   }
 
   Translation Translate(uint64_t iova, uint64_t len, Perm perm) const {
-    return JoinPieces(iova, len, LookupOne(iova, len, perm),
-                      [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
+    return TranslateJoined(iova, len,
+                           [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
   }
 
   bool FindEntry(uint64_t iova, Entry* out) const {
