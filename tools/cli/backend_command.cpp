@@ -12,16 +12,14 @@
 #include "core/backend/backend.hpp"
 #include "core/backend/session.hpp"
 #include "core/base/log.hpp"
-#include "core/iotlb/registry.hpp"
 #include "core/protocol/messages.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/flags.hpp"
 
 namespace vhostlab::cli {
 namespace {
 
 void Help(FILE* out) {
-  std::string designs;
-  for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
   std::fprintf(out,
       "usage: vhostlab backend --socket PATH [--client] [--iotlb DESIGN] [--mode loopback|sink]\n"
       "                        [--queues N] [--once] [--verbose|--quiet]\n"
@@ -59,7 +57,7 @@ void Help(FILE* out) {
       "  qemu-system-x86_64 ... -chardev socket,id=c0,path=/tmp/vl.sock \\\n"
       "      -netdev vhost-user,id=n0,chardev=c0 \\\n"
       "      -device virtio-net-pci,netdev=n0,iommu_platform=on,ats=on  (+ -device intel-iommu)\n",
-      designs.c_str());
+      DesignNamesJoined().c_str());
 }
 
 int RunBackend(int argc, char** argv) {

@@ -7,7 +7,6 @@
 // a minute, and rounds spread that over all rows. Every run's full record goes to --json-dir as
 // <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json (the plot scripts read them).
 // Exit status 1 when any run failed verification or dropped packets.
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -24,16 +23,12 @@
 #include "core/experiment/run.hpp"
 #include "core/iotlb/registry.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/flags.hpp"
 
 namespace vhostlab::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop.store(true); }
-
 void Help(FILE* out) {
-  std::string designs;
-  for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
   std::fprintf(
       out,
       "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
@@ -62,25 +57,12 @@ void Help(FILE* out) {
       "\n"
       "exit status: 0 every run verified with no drops; 1 some run failed verification or\n"
       "dropped packets (see the table); 2 usage error; 3 a run could not be set up.\n",
-      designs.c_str());
+      DesignNamesJoined().c_str());
 }
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "vhostlab compare: %s (see vhostlab compare --help)\n", why.c_str());
   return 2;
-}
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    std::size_t c = s.find(',', pos);
-    std::string item = s.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
-    if (!item.empty()) out.push_back(item);
-    if (c == std::string::npos) break;
-    pos = c + 1;
-  }
-  return out;
 }
 
 struct Row {
@@ -113,14 +95,7 @@ int RunCompare(int argc, char** argv) {
       continue;
     }
     std::string v;
-    auto eq = a.find('=');
-    if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) return Usage(a + " needs a value");
-      v = argv[++i];
-    }
+    if (!SplitOption(argc, argv, &i, &a, &v)) return Usage(a + " needs a value");
     if (a == "--repeat") {
       char* end = nullptr;
       repeat = static_cast<uint32_t>(std::strtoul(v.c_str(), &end, 10));
@@ -165,7 +140,13 @@ int RunCompare(int argc, char** argv) {
     }
   }
   std::vector<std::string> all = iotlb::DesignNames();
-  std::vector<std::string> designs = designs_arg == "all" ? all : Split(designs_arg);
+  std::vector<std::string> designs;
+  if (designs_arg == "all") {
+    designs = all;
+  } else {
+    for (auto& d : SplitCommas(designs_arg))
+      if (!d.empty()) designs.push_back(std::move(d));
+  }
   for (const auto& d : designs)
     if (std::find(all.begin(), all.end(), d) == all.end())
       return Usage("unknown design '" + d + "' (vhostlab designs lists them)");
@@ -190,8 +171,8 @@ int RunCompare(int argc, char** argv) {
     add("dpdk", "dpdk", true);
   }
 
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
+  CatchStopSignals();
+  std::atomic<bool>& stop = StopFlag();
   std::printf(
       "profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
       "mapping %s, %s IOMMU pages\n\n",
@@ -208,11 +189,11 @@ int RunCompare(int argc, char** argv) {
     std::string error;
   };
   std::vector<Cell> cells(plan.size());
-  for (uint32_t round = 0; round < repeat && !g_stop.load(); ++round) {
+  for (uint32_t round = 0; round < repeat && !stop.load(); ++round) {
     std::fprintf(stderr, "round %u/%u:", round + 1, repeat);
-    for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
+    for (std::size_t i = 0; i < plan.size() && !stop.load(); ++i) {
       experiment::RunConfig c = plan[i];
-      c.stop = &g_stop;
+      c.stop = &stop;
       std::fprintf(stderr, " %s",
                    c.backend == "dpdk" ? "dpdk" : (c.iommu ? c.iotlb.c_str() : "off"));
       auto r = experiment::RunExperiment(c);

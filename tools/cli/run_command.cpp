@@ -2,8 +2,6 @@
 // record as JSON with --json). Exit status: 0 when every packet came back byte-identical and
 // none was dropped; 1 when data verification failed or packets were dropped; 2 for usage
 // errors; 3 when the run could not be set up.
-#include <signal.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,18 +12,13 @@
 #include "core/base/log.hpp"
 #include "core/experiment/profile.hpp"
 #include "core/experiment/run.hpp"
-#include "core/iotlb/registry.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/flags.hpp"
 
 namespace vhostlab::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop.store(true); }
-
 void Help(FILE* out) {
-  std::string designs;
-  for (const auto& n : iotlb::DesignNames()) designs += (designs.empty() ? "" : ", ") + n;
   std::fprintf(
       out,
       "usage: vhostlab run [--backend self|dpdk|socket:PATH] [--iotlb DESIGN] [--iommu on|off]\n"
@@ -87,7 +80,7 @@ void Help(FILE* out) {
       "\n"
       "exit status: 0 all packets verified and none dropped; 1 verification failed or drops;\n"
       "2 usage error; 3 the run could not be set up (the message says why).\n",
-      designs.c_str());
+      DesignNamesJoined().c_str());
 }
 
 bool ParseU64(const char* s, uint64_t* out) {
@@ -157,27 +150,14 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
     c.dpdk_testpmd = v;
   else if (k == "--cpus") {
     c.cpus.clear();
-    std::size_t pos = 0;
-    while (pos <= v.size()) {
-      std::size_t comma = v.find(',', pos);
-      std::string item =
-          v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    for (const std::string& item : SplitCommas(v)) {
       if (!ParseU64(item.c_str(), &n)) return "--cpus takes a comma-separated list of CPUs";
       c.cpus.push_back(static_cast<int>(n));
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
     }
   } else if (k == "--counters") {
     c.counters.clear();
-    std::size_t pos = 0;
-    while (pos <= v.size()) {
-      std::size_t comma = v.find(',', pos);
-      std::string item =
-          v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    for (const std::string& item : SplitCommas(v))
       if (!item.empty()) c.counters.push_back(item);
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
   } else if (k == "--hugepages")
     c.hugepages = true;
   else
@@ -253,14 +233,7 @@ int RunRun(int argc, char** argv) {
       continue;
     }
     std::string value;
-    auto eq = a.find('=');
-    if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) return Usage(a + " needs a value");
-      value = argv[++i];
-    }
+    if (!SplitOption(argc, argv, &i, &a, &value)) return Usage(a + " needs a value");
     if (a == "--profile")
       profile = value;
     else if (a == "--json")
@@ -286,13 +259,13 @@ int RunRun(int argc, char** argv) {
     for (const auto& [k, v] : ov.kv)
       if (std::string err = Apply(c, k, v); !err.empty()) return Usage(err);
 
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
+  CatchStopSignals();
+  std::atomic<bool>& stop = StopFlag();
   int status = 0;
   std::string all_json;
-  for (std::size_t i = 0; i < runs.size() && !g_stop.load(); ++i) {
+  for (std::size_t i = 0; i < runs.size() && !stop.load(); ++i) {
     experiment::RunConfig c = runs[i];
-    c.stop = &g_stop;
+    c.stop = &stop;
     auto rec = experiment::RunExperiment(c);
     if (!rec.ok()) {
       std::fprintf(stderr, "vhostlab run: %s\n", rec.error().message.c_str());
