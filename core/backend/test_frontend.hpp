@@ -390,20 +390,10 @@ class TestFrontend {
 
   // IOTLB UPDATE / INVALIDATE with need_reply; returns the backend's u64 answer.
   Result<uint64_t> Update(uint64_t iova, uint64_t size, uint64_t uaddr, uint8_t perm) {
-    protocol::IotlbMsg m{};
-    m.iova = iova;
-    m.size = size;
-    m.uaddr = uaddr;
-    m.perm = perm;
-    m.type = static_cast<uint8_t>(protocol::IotlbType::kUpdate);
-    return Call(Request::kIotlbMsg, m);
+    return Call(Request::kIotlbMsg, protocol::IotlbMsg::Update(iova, size, uaddr, perm));
   }
   Result<uint64_t> Invalidate(uint64_t iova, uint64_t size) {
-    protocol::IotlbMsg m{};
-    m.iova = iova;
-    m.size = size;
-    m.type = static_cast<uint8_t>(protocol::IotlbType::kInvalidate);
-    return Call(Request::kIotlbMsg, m);
+    return Call(Request::kIotlbMsg, protocol::IotlbMsg::Invalidate(iova, size));
   }
 
   // Serves MISS messages from the backend channel on a thread, like a vIOMMU: `resolve(iova,

@@ -196,21 +196,11 @@ Status Session::Iotlb(const protocol::IotlbMsg& msg, uint64_t* ack_ns) {
 
 Status Session::IotlbUpdate(uint64_t iova, uint64_t size, uint64_t uaddr, uint8_t perm,
                             uint64_t* ack_ns) {
-  protocol::IotlbMsg m{};
-  m.iova = iova;
-  m.size = size;
-  m.uaddr = uaddr;
-  m.perm = perm;
-  m.type = static_cast<uint8_t>(protocol::IotlbType::kUpdate);
-  return Iotlb(m, ack_ns);
+  return Iotlb(protocol::IotlbMsg::Update(iova, size, uaddr, perm), ack_ns);
 }
 
 Status Session::IotlbInvalidate(uint64_t iova, uint64_t size, uint64_t* ack_ns) {
-  protocol::IotlbMsg m{};
-  m.iova = iova;
-  m.size = size;
-  m.type = static_cast<uint8_t>(protocol::IotlbType::kInvalidate);
-  return Iotlb(m, ack_ns);
+  return Iotlb(protocol::IotlbMsg::Invalidate(iova, size), ack_ns);
 }
 
 void Session::StartBackendChannel(MissHandler handler) {

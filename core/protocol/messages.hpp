@@ -203,6 +203,13 @@ struct IotlbMsg {
   uint8_t perm;
   uint8_t type;
   uint8_t reserved[6];
+  // The two messages a front-end sends, reserved bytes zero. Invalidate carries no uaddr/perm.
+  static IotlbMsg Update(uint64_t iova, uint64_t size, uint64_t uaddr, uint8_t perm) {
+    return {iova, size, uaddr, perm, static_cast<uint8_t>(IotlbType::kUpdate), {}};
+  }
+  static IotlbMsg Invalidate(uint64_t iova, uint64_t size) {
+    return {iova, size, 0, 0, static_cast<uint8_t>(IotlbType::kInvalidate), {}};
+  }
   // UPDATE needs size > 0, no wrap past 2^64 - 1, perm RO/WO/RW; INVALIDATE needs size > 0
   // (size may reach exactly 2^64 from iova 0 only as (0, ~0), QEMU's full-range invalidate).
   Status Validate() const;
