@@ -76,25 +76,28 @@ const char* MappingName(Mapping m) {
   return "?";
 }
 
-uint64_t FrontendResult::rx_packets() const {
+namespace {
+// The run's totals: `per_queue(q)` summed over every queue's result.
+template <typename PerQueue>
+uint64_t SumOverQueues(const std::vector<QueueResult>& queues, PerQueue per_queue) {
   uint64_t n = 0;
-  for (const auto& q : queues) n += q.rx_packets + q.sink_packets;
+  for (const auto& q : queues) n += per_queue(q);
   return n;
+}
+}  // namespace
+
+uint64_t FrontendResult::rx_packets() const {
+  return SumOverQueues(queues, [](const QueueResult& q) { return q.rx_packets + q.sink_packets; });
 }
 uint64_t FrontendResult::sent_byte_sum() const {
-  uint64_t n = 0;
-  for (const auto& q : queues) n += q.sent_byte_sum;
-  return n;
+  return SumOverQueues(queues, [](const QueueResult& q) { return q.sent_byte_sum; });
 }
 uint64_t FrontendResult::verify_errors() const {
-  uint64_t n = 0;
-  for (const auto& q : queues) n += q.verify_errors + q.sequence_errors;
-  return n;
+  return SumOverQueues(queues,
+                       [](const QueueResult& q) { return q.verify_errors + q.sequence_errors; });
 }
 uint64_t FrontendResult::drops() const {
-  uint64_t n = 0;
-  for (const auto& q : queues) n += q.drops;
-  return n;
+  return SumOverQueues(queues, [](const QueueResult& q) { return q.drops; });
 }
 
 Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
