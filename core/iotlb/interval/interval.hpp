@@ -3,7 +3,7 @@
 // range.last in its subtree ("subtree_last", the augmentation of include/linux/interval_tree.h).
 //
 // Linux augments a red-black tree; this is an AVL tree (same O(log n) bounds, simpler to keep
-// augmented during rotations). Nodes live in a pool indexed by int32 for locality.
+// augmented during rotations). Nodes live in a NodePool indexed by int32 for locality.
 //
 // Invariants:
 //  - BST order on range.first; |height(left) - height(right)| <= 1 at every node.
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/iotlb/common/entry_ops.hpp"
+#include "core/iotlb/common/node_pool.hpp"
 #include "core/iotlb/contract.hpp"
 
 namespace vhostlab::iotlb {
@@ -52,11 +53,10 @@ class Interval final {
 
   std::size_t Size() const { return size_; }
   std::size_t MemoryBytes() const {
-    return sizeof(*this) + nodes_.capacity() * sizeof(Node) + free_.capacity() * sizeof(int32_t);
+    return sizeof(*this) + nodes_.HeapBytes();
   }
   void Clear() {
-    nodes_.clear();
-    free_.clear();
+    nodes_.Clear();
     root_ = kNil;
     size_ = 0;
   }
@@ -172,7 +172,7 @@ class Interval final {
     } else {
       const int32_t l = nodes_[n].left;
       const int32_t r = nodes_[n].right;
-      free_.push_back(n);
+      nodes_.Free(n);
       --size_;
       if (l == kNil) return r;
       if (r == kNil) return l;
@@ -186,15 +186,7 @@ class Interval final {
   }
 
   void Add(const Entry& e) {
-    int32_t x;
-    if (!free_.empty()) {
-      x = free_.back();
-      free_.pop_back();
-    } else {
-      nodes_.emplace_back();
-      x = static_cast<int32_t>(nodes_.size() - 1);
-    }
-    nodes_[x] = Node{e, e.range.last, kNil, kNil, 1};
+    const int32_t x = nodes_.Allocate(Node{e, e.range.last, kNil, kNil, 1});
     ++size_;
     root_ = InsertAt(root_, x);
   }
@@ -217,8 +209,7 @@ class Interval final {
     return hit.size();
   }
 
-  std::vector<Node> nodes_;
-  std::vector<int32_t> free_;
+  NodePool<Node> nodes_;
   int32_t root_ = kNil;
   std::size_t size_ = 0;
 };

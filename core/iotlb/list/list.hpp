@@ -5,7 +5,7 @@
 // Invariants:
 //  - The list is sorted by range.first and entries are pairwise disjoint, so a lookup can stop at
 //    the first entry whose last >= iova: either it contains iova or nothing does.
-//  - Nodes live in a pool (like DPDK's mempool) indexed by int32; `free_` holds unused slots.
+//  - Nodes live in a NodePool (like DPDK's mempool) indexed by int32.
 //  - Size() <= kCapacity after every operation. Insert() evicts random entries (a deterministic
 //    xorshift sequence, so runs are repeatable) to make room and then reports kEvicted.
 //  - Unlike DPDK, a translation joins the next entry only when its uaddr continues the previous
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/iotlb/common/entry_ops.hpp"
+#include "core/iotlb/common/node_pool.hpp"
 #include "core/iotlb/contract.hpp"
 
 namespace vhostlab::iotlb {
@@ -63,11 +64,10 @@ class BasicList final {
 
   std::size_t Size() const { return size_; }
   std::size_t MemoryBytes() const {
-    return sizeof(*this) + nodes_.capacity() * sizeof(Node) + free_.capacity() * sizeof(int32_t);
+    return sizeof(*this) + nodes_.HeapBytes();
   }
   void Clear() {
-    nodes_.clear();
-    free_.clear();
+    nodes_.Clear();
     head_ = kNil;
     size_ = 0;
   }
@@ -93,20 +93,9 @@ class BasicList final {
     return i == kNil ? Miss() : HitIn(nodes_[i].e, iova, len, perm);
   }
 
-  int32_t Allocate(const Entry& e) {
-    if (!free_.empty()) {
-      const int32_t i = free_.back();
-      free_.pop_back();
-      nodes_[i] = Node{e, kNil};
-      return i;
-    }
-    nodes_.push_back(Node{e, kNil});
-    return static_cast<int32_t>(nodes_.size() - 1);
-  }
-
   // Links a new node holding `e` after `prev` (kNil: at the head). Returns its index.
   int32_t LinkAfter(int32_t prev, const Entry& e) {
-    const int32_t n = Allocate(e);
+    const int32_t n = nodes_.Allocate(Node{e, kNil});
     int32_t& link = prev == kNil ? head_ : nodes_[prev].next;
     nodes_[n].next = link;
     link = n;
@@ -119,7 +108,7 @@ class BasicList final {
     int32_t& link = prev == kNil ? head_ : nodes_[prev].next;
     const int32_t n = link;
     link = nodes_[n].next;
-    free_.push_back(n);
+    nodes_.Free(n);
     --size_;
     return link;
   }
@@ -173,8 +162,7 @@ class BasicList final {
     return touched;
   }
 
-  std::vector<Node> nodes_;
-  std::vector<int32_t> free_;
+  NodePool<Node> nodes_;
   int32_t head_ = kNil;
   std::size_t size_ = 0;
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;
