@@ -121,16 +121,18 @@ int RunCompare(int argc, char** argv) {
   for (const auto& [k, v] : overrides) {
     char* end = nullptr;
     if (k == "--packets") {
-      base.packets = std::strtoull(v.c_str(), &end, 10);
       base.seconds = 0;
-      if (*end || !base.packets) return Usage("--packets takes a positive integer");
+      if (!ParseU64(v.c_str(), &base.packets) || !base.packets)
+        return Usage("--packets takes a positive integer");
     } else if (k == "--seconds") {
       base.seconds = std::strtod(v.c_str(), &end);
       base.packets = 0;
       if (*end || !(base.seconds > 0)) return Usage("--seconds takes a positive number");
     } else if (k == "--queues") {
-      base.queue_pairs = static_cast<uint32_t>(std::strtoul(v.c_str(), &end, 10));
-      if (*end || !base.queue_pairs) return Usage("--queues takes a positive integer");
+      uint64_t n = 0;
+      if (!ParseU64(v.c_str(), &n) || n == 0 || n > UINT32_MAX)
+        return Usage("--queues takes a positive integer");
+      base.queue_pairs = static_cast<uint32_t>(n);
     } else if (k == "--mapping") {
       base.mapping = v;
     } else if (k == "--page-size") {

@@ -3,6 +3,9 @@
 
 #include <signal.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include "core/iotlb/registry.hpp"
 
 namespace vhostlab::cli {
@@ -16,6 +19,16 @@ bool SplitOption(int argc, char** argv, int* i, std::string* name, std::string* 
   }
   if (*i + 1 >= argc) return false;
   *value = argv[++*i];
+  return true;
+}
+
+bool ParseU64(const char* s, uint64_t* out) {
+  if (!s[0] || s[0] < '0' || s[0] > '9') return false;  // strtoull would accept "-5" and " 5"
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno || *end) return false;
+  *out = v;
   return true;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ bool SplitOption(int argc, char** argv, int* i, std::string* name, std::string* 
 // Splits at every comma, keeping empty items: "a,,b" is {"a", "", "b"} and "" is {""}. Callers
 // decide whether an empty item is an error or is skipped.
 std::vector<std::string> SplitCommas(const std::string& s);
+
+// Parses a decimal u64: digits only (no sign, no trailing text, no overflow).
+bool ParseU64(const char* s, uint64_t* out);
 
 // The registered IOTLB designs as "a, b, c", for --help texts.
 std::string DesignNamesJoined();

@@ -83,15 +83,6 @@ void Help(FILE* out) {
       DesignNamesJoined().c_str());
 }
 
-bool ParseU64(const char* s, uint64_t* out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno || !end || *end || s[0] == '-' || !s[0]) return false;
-  *out = v;
-  return true;
-}
-
 struct Overrides {
   std::vector<std::pair<std::string, std::string>> kv;  // applied in order after the profile
 };
