@@ -177,7 +177,7 @@ Status Session::ResetState() {
   if (!device) return device.error();
   device_ = std::move(*device);
   acked_features_ = acked_protocol_features_ = 0;
-  features_set_ = owner_ = false;
+  features_set_ = protocol_features_set_ = owner_ = false;
   status_ = 0;
   return {};
 }
@@ -292,6 +292,7 @@ Result<Session::Reply> Session::SetProtocolFeatures(Message& m) {
                      p->value,
                      protocol::ProtocolFeatureNames(p->value & ~OfferedProtocolFeatures()).c_str())};
   acked_protocol_features_ = p->value;
+  protocol_features_set_ = true;
   VL_INFO("negotiated protocol features 0x%" PRIx64 ": %s", p->value,
           protocol::ProtocolFeatureNames(p->value).c_str());
   return Reply{};
@@ -482,8 +483,16 @@ Result<Session::Reply> Session::GetQueueNum(Message& m) {
 Result<Session::Reply> Session::SetVringEnable(Message& m) {
   auto p = m.PayloadAs<protocol::VringState>();
   if (!p) return p.error();
-  if (!(acked_features_ & Bit(feature::kProtocolFeatures)))
-    return Error{"SET_VRING_ENABLE: only valid once PROTOCOL_FEATURES is negotiated"};
+  // The spec allows SET_VRING_ENABLE once PROTOCOL_FEATURES is negotiated. QEMU sends it
+  // before SET_FEATURES (at vhost_dev_init, after SET_PROTOCOL_FEATURES), and its order is
+  // legal: a front-end that sent SET_PROTOCOL_FEATURES saw PROTOCOL_FEATURES offered and is
+  // negotiating it. Refused only when the features were acked without it (rings are then
+  // enabled at start) or before any protocol feature negotiation.
+  const bool negotiating = features_set_ ? (acked_features_ & Bit(feature::kProtocolFeatures))
+                                         : protocol_features_set_;
+  if (!negotiating)
+    return Error{"SET_VRING_ENABLE: only valid once PROTOCOL_FEATURES is negotiated (features "
+                 "were acked without it, or SET_PROTOCOL_FEATURES was never sent)"};
   if (Status s = CheckQueue(p->index, "SET_VRING_ENABLE"); !s.ok()) return s.error();
   if (p->num > 1)
     return Error{Fmt("SET_VRING_ENABLE: queue %u state %u (0 or 1)", p->index, p->num)};

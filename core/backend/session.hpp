@@ -83,6 +83,7 @@ class Session {
   uint64_t acked_features_ = 0;
   uint64_t acked_protocol_features_ = 0;
   bool features_set_ = false;
+  bool protocol_features_set_ = false;  // SET_PROTOCOL_FEATURES received
   bool owner_ = false;
   uint8_t status_ = 0;
 };

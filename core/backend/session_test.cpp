@@ -294,17 +294,27 @@ TEST_F(SessionTest, KickCallErrCheckIndexBitsAndFds) {
 }
 
 TEST_F(SessionTest, VringEnableNeedsProtocolFeaturesAndABoolean) {
-  // PROTOCOL_FEATURES not negotiated yet.
-  ASSERT_TRUE(fe_.SendP(Request::kSetProtocolFeatures, U64Payload{fe_.ProtocolFeatures()}).ok());
+  // No protocol-feature negotiation yet: nothing says the front-end knows PROTOCOL_FEATURES.
   uint64_t e = Errors();
-  EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 1})), kFail);
+  ASSERT_TRUE(fe_.SendP(Request::kSetVringEnable, VringState{0, 1}, true).ok());
   ExpectRefusedAndAlive(e);
+  // QEMU's order: SET_PROTOCOL_FEATURES, then SET_VRING_ENABLE before SET_FEATURES. Legal.
+  ASSERT_TRUE(fe_.SendP(Request::kSetProtocolFeatures, U64Payload{fe_.ProtocolFeatures()}).ok());
+  EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 1})), 0u);
   NegotiateReplyAck();
   e = Errors();
   EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 2})), kFail);
   ExpectRefusedAndAlive(e);
   EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 1})), 0u);
   EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 0})), 0u);
+}
+
+TEST_F(SessionTest, VringEnableRefusedOnceFeaturesAckedWithoutProtocolFeatures) {
+  ASSERT_TRUE(fe_.SendP(Request::kSetProtocolFeatures, U64Payload{fe_.ProtocolFeatures()}).ok());
+  ASSERT_EQ(Ack(fe_.Call(Request::kSetFeatures, U64Payload{Bit(vf::kVersion1)})), 0u);
+  const uint64_t e = Errors();
+  EXPECT_EQ(Ack(fe_.Call(Request::kSetVringEnable, VringState{0, 1})), kFail);
+  ExpectRefusedAndAlive(e);
 }
 
 TEST_F(SessionTest, BackendReqFdNeedsTheFeatureAndOneFd) {
