@@ -86,7 +86,7 @@ void BackendChannel::Set(UniqueFd fd) {
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   std::lock_guard<std::mutex> lock(mu_);
   channel_ = protocol::Channel(std::move(fd));
-  outstanding_.clear();
+  in_flight_.clear();  // a new channel: nothing the old one carried will be answered
   warned_no_channel_ = false;
 }
 
@@ -117,21 +117,40 @@ Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_
 
 bool BackendChannel::SendMiss(uint64_t iova, Perm perm) {
   std::lock_guard<std::mutex> lock(mu_);
-  const uint64_t epoch = epoch_.load(std::memory_order_relaxed);
-  if (epoch != outstanding_epoch_) {
-    outstanding_.clear();
-    outstanding_epoch_ = epoch;
+  const uint64_t page = iova >> 12;
+  // Whatever permission is asked now, the answer to the MISS in flight (an UPDATE with the
+  // permission the front-end grants; QEMU always grants RW) comes first; the queue retries then.
+  if (in_flight_.contains(page)) return false;
+  if (in_flight_.size() >= kMaxMissesInFlight) {
+    if (!warned_full_) {
+      VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %zu MISSes are unanswered; no new MISS is sent "
+              "until the front-end answers some", iova, in_flight_.size());
+      warned_full_ = true;
+    }
+    return false;
   }
-  const uint64_t key = ((iova >> 12) << 2) | static_cast<uint64_t>(perm);
-  if (!outstanding_.emplace(key, epoch).second) return false;
   Status s = SendIotlb(iova, 1, perm, static_cast<uint8_t>(protocol::IotlbType::kMiss));
   if (!s.ok()) {
     if (channel_.valid()) VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %s", iova, s.message().c_str());
     return false;
   }
+  in_flight_.insert(page);
   counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
   VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
   return true;
+}
+
+void BackendChannel::NoteUpdate(iotlb::IovaRange range) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (in_flight_.empty()) return;
+  const uint64_t first = range.first >> 12, last = range.last >> 12;
+  std::erase_if(in_flight_, [&](uint64_t page) { return page >= first && page <= last; });
+  if (in_flight_.size() < kMaxMissesInFlight) warned_full_ = false;
+}
+
+std::size_t BackendChannel::misses_in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_.size();
 }
 
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
@@ -230,13 +249,12 @@ class DeviceImpl final : public Device {
 
   iotlb::InsertStatus IotlbUpdate(iotlb::IovaRange range, uint64_t uaddr, Perm perm) override {
     iotlb::InsertStatus s = iotlb_.Insert(range, uaddr, perm);
-    backend_channel_.NoteIotlbChange();
+    backend_channel_.NoteUpdate(range);
     WakeIotlbWaiters();
     return s;
   }
   void IotlbInvalidate(iotlb::IovaRange range) override {
     iotlb_.Invalidate(range);
-    backend_channel_.NoteIotlbChange();
     WakeIotlbWaiters();
   }
   std::string_view design() const override { return D::kName; }

@@ -23,7 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/backend/backend.hpp"
@@ -55,25 +55,37 @@ class BackendChannel {
   explicit BackendChannel(Counters* counters) : counters_(counters) {}
   void Set(UniqueFd fd);
   bool connected() const;
-  // Sends IOTLB MISS (iova, perm) unless the same (page, perm) was already sent since the IOTLB
-  // last changed. Never waits for an answer (the front-end answers with an UPDATE on the main
-  // socket). Returns true when a message went out.
+  // Sends IOTLB MISS (iova, perm) unless a MISS for the same 4 KiB page is still in flight,
+  // i.e. was sent and no UPDATE covering it has arrived since. Never waits for an answer (the
+  // front-end answers with an UPDATE on the main socket). Returns true when a message went out.
+  //
+  // Why at most one MISS per page in flight: the front-end may process a MISS long after it was
+  // sent (QEMU reads the backend channel from its main loop, which waits while a vCPU holds the
+  // BQL). A second MISS for a page the first one already got answered can reach it after the
+  // guest used the buffer and unmapped the page; QEMU then finds no mapping and injects a DMAR
+  // fault into the guest. So a MISS is re-sent only after its answer came, never on any other
+  // IOTLB change (an INVALIDATE does not cancel a MISS the front-end still holds).
   bool SendMiss(uint64_t iova, iotlb::Perm perm);
   // Sends IOTLB ACCESS_FAIL (iova, size, perm).
   Status SendAccessFail(uint64_t iova, uint64_t size, iotlb::Perm perm);
-  // Called by the control thread after every UPDATE/INVALIDATE: outstanding misses may be sent
-  // again if they still miss.
-  void NoteIotlbChange() { epoch_.fetch_add(1, std::memory_order_relaxed); }
+  // Called by the control thread after every UPDATE, before workers are woken: the MISSes it
+  // answers are no longer in flight.
+  void NoteUpdate(iotlb::IovaRange range);
+  // MISSes sent and not answered yet.
+  std::size_t misses_in_flight() const;
+
+  // A front-end that never answers cannot make this table grow without bound: at the cap, no
+  // new MISS is sent (the queue waits, and it is logged).
+  static constexpr std::size_t kMaxMissesInFlight = 4096;
 
  private:
   Status SendIotlb(uint64_t iova, uint64_t size, iotlb::Perm perm, uint8_t type);
   Counters* counters_;
   mutable std::mutex mu_;
   protocol::Channel channel_;                         // guarded by mu_
-  std::unordered_map<uint64_t, uint64_t> outstanding_;  // (page, perm) -> epoch; guarded by mu_
-  uint64_t outstanding_epoch_ = 0;                    // guarded by mu_
-  std::atomic<uint64_t> epoch_{0};
+  std::unordered_set<uint64_t> in_flight_;  // 4 KiB pages of unanswered MISSes; guarded by mu_
   bool warned_no_channel_ = false;                    // guarded by mu_
+  bool warned_full_ = false;                          // guarded by mu_
 };
 
 struct DeviceConfig {
