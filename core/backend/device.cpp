@@ -350,26 +350,49 @@ class DeviceImpl final : public Device {
       return {XlateStatus::kOk, s.ptr, s.len};
     }
 
-    // A ring address (uaddr, or IOVA with the IOMMU): the whole [addr, addr + len) must come
-    // back as one host-contiguous piece.
-    Xlate TranslateRing(uint64_t addr, uint64_t len, Perm perm) {
+    // A ring part (desc table, avail or used ring) at `addr` (uaddr, or IOVA with the IOMMU).
+    // It may span several IOTLB entries (a 1024-entry desc table is 4 pages of 4 KiB, and
+    // QEMU answers one page per MISS): every missing page gets its MISS now, all at once, and
+    // the part is usable when every page translates and the host pieces follow each other.
+    struct RingXlate {
+      enum Status : uint8_t { kOk, kMiss, kAccessFail, kUnmapped, kNotContiguous } status;
+      uint8_t* ptr = nullptr;
+      uint64_t at = 0;  // the address that failed
+    };
+    RingXlate TranslateRing(uint64_t addr, uint64_t len, Perm perm) {
+      constexpr uint64_t kPage = 4096;
       const DeviceConfig& cfg = dev_->config_;
-      memory::Span s;
-      uint64_t uaddr = addr, contiguous = len;
-      if (cfg.iommu) {
-        ++translations_;
-        const iotlb::Translation t = reader_->table().Translate(addr, len, perm);
-        if (t.outcome == iotlb::Outcome::kMiss) return {XlateStatus::kMiss, nullptr, 0};
-        if (t.outcome == iotlb::Outcome::kAccessFail) return {XlateStatus::kAccessFail, nullptr, 0};
-        uaddr = t.uaddr;
-        contiguous = t.len;
+      uint8_t* start = nullptr;
+      bool missed = false;
+      for (uint64_t done = 0; done < len;) {
+        const uint64_t a = addr + done;
+        uint64_t uaddr = a, n = len - done;
+        if (cfg.iommu) {
+          ++translations_;
+          const iotlb::Translation t = reader_->table().Translate(a, n, perm);
+          if (t.outcome == iotlb::Outcome::kAccessFail) return {RingXlate::kAccessFail, nullptr, a};
+          if (t.outcome == iotlb::Outcome::kMiss) {
+            ++misses_;
+            dev_->backend_channel_.SendMiss(a, perm);
+            missed = true;
+            done += kPage - (a & (kPage - 1));
+            continue;
+          }
+          uaddr = t.uaddr;
+          n = t.len;
+        }
+        memory::Span s;
+        if (!cfg.memory.LookupUaddr(uaddr, n, &s)) return {RingXlate::kUnmapped, nullptr, a};
+        if (!start) start = s.ptr - done;
+        else if (!missed && s.ptr != start + done) return {RingXlate::kNotContiguous, nullptr, a};
+        done += s.len;
       }
-      if (!cfg.memory.LookupUaddr(uaddr, contiguous, &s)) return {XlateStatus::kUnmapped, nullptr, 0};
-      return {XlateStatus::kOk, s.ptr, s.len};
+      if (missed) return {RingXlate::kMiss, nullptr, addr};
+      return {RingXlate::kOk, start, 0};
     }
 
     // (Re)translates the ring pointers of `q` if its config or the IOTLB generation changed.
-    // Returns true when the ring is usable now.
+    // Returns true when the ring is usable now. The MISSes of all three parts go out together.
     bool EnsureRing(QueueState& q) {
       const bool iommu = dev_->config_.iommu;
       const uint64_t gen = reader_->generation();
@@ -390,29 +413,41 @@ class DeviceImpl final : public Device {
           {"avail", q.addr.avail_user_addr, virtio::AvailBytes(q.num), Perm::kRead, nullptr},
           {"used", q.addr.used_user_addr, virtio::UsedBytes(q.num), Perm::kWrite, nullptr},
       };
+      bool missed = false;
       for (Part& p : parts) {
         if (p.addr + (p.len - 1) < p.addr) return RingError(q, p.name, p.addr, p.len, "wraps");
-        const Xlate t = TranslateRing(p.addr, p.len, p.perm);
+        const RingXlate t = TranslateRing(p.addr, p.len, p.perm);
+        char why[256];
         switch (t.status) {
-          case XlateStatus::kOk:
-            if (t.len < p.len)
-              return RingError(q, p.name, p.addr, p.len,
-                               "is not host-contiguous (it crosses an IOTLB entry or memory region "
-                               "whose host address does not follow)");
+          case RingXlate::kOk:
             p.ptr = t.ptr;
             break;
-          case XlateStatus::kMiss:
-            ++misses_;
-            dev_->backend_channel_.SendMiss(p.addr, p.perm);
-            Stall(q);
-            return false;
-          case XlateStatus::kAccessFail:
+          case RingXlate::kMiss:
+            missed = true;
+            break;
+          case RingXlate::kAccessFail:
             ++access_fails_;
             (void)dev_->backend_channel_.SendAccessFail(p.addr, p.len, p.perm);
-            return RingError(q, p.name, p.addr, p.len, "lacks the needed IOTLB permission");
-          case XlateStatus::kUnmapped:
-            return RingError(q, p.name, p.addr, p.len, "is outside every memory region");
+            std::snprintf(why, sizeof(why), "lacks the IOTLB permission it needs (%s) at 0x%" PRIx64,
+                          PermName(p.perm), t.at);
+            return RingError(q, p.name, p.addr, p.len, why);
+          case RingXlate::kUnmapped:
+            std::snprintf(why, sizeof(why), "is outside every memory region at 0x%" PRIx64, t.at);
+            return RingError(q, p.name, p.addr, p.len, why);
+          case RingXlate::kNotContiguous:
+            // vhostlab reads a ring part as one block of host memory (as DPDK does). Linux and
+            // QEMU allocate each ring part physically contiguous, so this means a front-end
+            // whose IOVA pages map to host pages that do not follow each other.
+            std::snprintf(why, sizeof(why),
+                          "is not host-contiguous: at 0x%" PRIx64 " its IOVA pages map to host "
+                          "memory that does not follow the previous page (rings must be one "
+                          "contiguous block in the front-end's memory)", t.at);
+            return RingError(q, p.name, p.addr, p.len, why);
         }
+      }
+      if (missed) {
+        Stall(q);
+        return false;
       }
       q.ring.Attach(reinterpret_cast<virtio::Desc*>(parts[0].ptr),
                     reinterpret_cast<virtio::Avail*>(parts[1].ptr),
