@@ -13,6 +13,7 @@
 #include "core/backend/session.hpp"
 #include "core/base/log.hpp"
 #include "core/iotlb/registry.hpp"
+#include "core/trace/trace.hpp"
 
 namespace vhostlab::backend {
 namespace {
@@ -28,6 +29,12 @@ class BackendImpl final : public Backend {
 
   Status Start() override {
     if (thread_.joinable()) return Error{"backend already started"};
+    if (!options_.record_path.empty()) {
+      auto w = trace::Writer::Open(options_.record_path, options_.record_limit);
+      if (!w) return w.error();
+      recorder_ = std::move(*w);
+      VL_INFO("recording IOTLB traffic and translations to %s", options_.record_path.c_str());
+    }
     stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop_) return Error{std::string("eventfd: ") + std::strerror(errno)};
     if (options_.client) {
@@ -54,6 +61,12 @@ class BackendImpl final : public Backend {
     if (listen_) {
       listen_.Reset();
       ::unlink(options_.socket_path.c_str());
+    }
+    if (recorder_) {
+      const uint64_t n = recorder_->records();
+      if (Status s = recorder_->Close(); !s.ok()) VL_ERROR("%s", s.message().c_str());
+      else VL_INFO("trace %s: %llu records", options_.record_path.c_str(),
+                   static_cast<unsigned long long>(n));
     }
   }
 
@@ -122,7 +135,8 @@ class BackendImpl final : public Backend {
     for (;;) {
       UniqueFd fd = NextConnection();
       if (!fd) return;
-      auto session = Session::Create(protocol::Channel(std::move(fd)), options_, &counters_);
+      auto session =
+          Session::Create(protocol::Channel(std::move(fd)), options_, &counters_, recorder_.get());
       if (!session) {
         VL_ERROR("cannot start a session: %s", session.error().message.c_str());
         return;
@@ -143,8 +157,11 @@ class BackendImpl final : public Backend {
     }
   }
 
+  uint64_t RecordedEvents() const override { return recorder_ ? recorder_->records() : 0; }
+
   BackendOptions options_;
   Counters counters_;
+  std::unique_ptr<trace::Writer> recorder_;  // outlives every session (joined in Stop)
   UniqueFd stop_, listen_, first_connection_;
   std::thread thread_;
   mutable std::mutex mu_;

@@ -22,6 +22,10 @@ struct BackendOptions {
   DeviceMode mode = DeviceMode::kLoopback;
   uint32_t queue_pairs = 1;         // offered with MQ; GET_QUEUE_NUM answers this
   bool serve_forever = true;        // keep accepting after a front-end disconnects
+  // Records the IOTLB traffic and every datapath translation to this file (core/trace/), from
+  // Start() to Stop(); empty: no recording.
+  std::string record_path;
+  uint64_t record_limit = 10'000'000;  // records (40 bytes each); recording stops there
 };
 
 // Per queue-pair datapath statistics (summed over the pair's queues).
@@ -62,6 +66,8 @@ class Backend {
   virtual BackendStats Stats() const = 0;
   // Thread ids of the queue workers (for counters), in queue-pair order.
   virtual std::vector<int> WorkerTids() const = 0;
+  // Records written to the trace so far (0 without --record).
+  virtual uint64_t RecordedEvents() const = 0;
 };
 
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);

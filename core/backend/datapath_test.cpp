@@ -13,6 +13,8 @@
 
 #include "core/backend/test_frontend.hpp"
 #include "core/iotlb/registry.hpp"
+#include "core/trace/replay.hpp"
+#include "core/trace/trace.hpp"
 
 namespace vhostlab::backend {
 namespace {
@@ -37,8 +39,9 @@ TestFrontend::Mapping MapMissedPage(uint64_t iova, uint8_t) {
 
 struct Rig {
   // In-process backend.
-  Rig(DeviceMode mode, bool iommu_on, uint32_t pairs = 1, const std::string& design = "reference")
-      : be(std::make_unique<BackendUnderTest>(mode, pairs, design)),
+  Rig(DeviceMode mode, bool iommu_on, uint32_t pairs = 1, const std::string& design = "reference",
+      const std::string& record = "")
+      : be(std::make_unique<BackendUnderTest>(mode, pairs, design, record)),
         fe(be->path),
         iommu(iommu_on) {}
   // A backend that already listens on `socket_path` (another process).
@@ -524,6 +527,50 @@ TEST(DatapathRingTest, RingWhoseHostPagesDoNotFollowIsRefusedUntilRemapped) {
                   .value(), 0u);
   ASSERT_TRUE(tx.WaitUsed(1));
   EXPECT_EQ(rig.Stats().tx_packets, 1u);
+}
+
+// `--record`: the trace holds the connection, the memory table, every UPDATE, INVALIDATE and
+// MISS the backend counted and every translation its workers asked for; every design replays
+// it with every translation verified against reference.
+TEST(DatapathRecordTest, TraceHoldsEveryMessageAndTranslationAndReplaysVerified) {
+  const std::string dir = TempDir();
+  const std::string path = dir + "/cold.vltrace";
+  Rig rig(DeviceMode::kLoopback, true, 1, "hash", path);
+  rig.Start(true, MapMissedPage);
+  rig.LoopbackAndVerify(60);
+  rig.fe.StopMissServer();
+  // Strict-style unmaps of some buffers: INVALIDATEs in the trace.
+  for (uint32_t slot = 0; slot < 4; ++slot)
+    ASSERT_EQ(rig.fe.Invalidate(kIovaBase + kTxBufs + slot * kSlot, kSlot).value(), 0u);
+  const BackendStats live = rig.be->backend->Stats();
+  const QueueStats q = rig.Stats();
+  EXPECT_EQ(rig.be->backend->RecordedEvents() > 0, true);
+  rig.be->backend->Stop();  // closes the trace
+
+  auto t = trace::Read(path);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  const trace::TraceSummary s = trace::Summarize(*t);
+  EXPECT_EQ(s.connects, 1u);
+  EXPECT_EQ(s.mem_regions, 1u);
+  EXPECT_EQ(s.updates, live.iotlb_updates);
+  EXPECT_EQ(s.invalidates, live.iotlb_invalidates);
+  EXPECT_EQ(s.misses, live.misses_sent);
+  EXPECT_EQ(s.translations, q.translations);
+  EXPECT_GT(s.recorded_misses, 0u);
+  EXPECT_EQ(s.queues, 2u) << "translations for both the RX and the TX queue";
+  EXPECT_FALSE(s.truncated);
+  trace::ReplayOptions o;
+  o.designs = iotlb::DesignNames();
+  o.repeat = 1;
+  o.min_steps_per_round = 1;
+  auto r = trace::Replay(*t, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  for (const trace::DesignReplay& d : *r) {
+    EXPECT_TRUE(d.verified) << d.design << ": " << d.mismatch;
+    EXPECT_EQ(d.translations, q.translations);
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST(DatapathRingTest, RingOutsideMappedMemoryStallsUntilFixed) {

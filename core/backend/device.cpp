@@ -115,7 +115,7 @@ Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_
                               protocol::kVersion, m);
 }
 
-bool BackendChannel::SendMiss(uint64_t iova, Perm perm) {
+bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t page = iova >> 12;
   // Whatever permission is asked now, the answer to the MISS in flight (an UPDATE with the
@@ -136,6 +136,7 @@ bool BackendChannel::SendMiss(uint64_t iova, Perm perm) {
   }
   in_flight_.insert(page);
   counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
+  if (recorder_) recorder_->Add(trace::RecordType::kMiss, iova, 1, 0, perm, queue);
   VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
   return true;
 }
@@ -155,6 +156,7 @@ std::size_t BackendChannel::misses_in_flight() const {
 
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (recorder_) recorder_->Add(trace::RecordType::kAccessFail, iova, size, 0, perm);
   return SendIotlb(iova, size, perm, static_cast<uint8_t>(protocol::IotlbType::kAccessFail));
 }
 
@@ -162,8 +164,9 @@ Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
 
 void WorkerControl::Wake() { Signal(wake.get()); }
 
-Device::Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters)
-    : counters_(counters), backend_channel_(counters) {
+Device::Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters,
+               trace::Writer* recorder)
+    : counters_(counters), recorder_(recorder), backend_channel_(counters, recorder) {
   config_.mode = mode;
   for (uint32_t i = 0; i < 2 * queue_pairs; ++i) {
     queues_.push_back(std::make_unique<QueueState>());
@@ -237,8 +240,8 @@ namespace {
 template <iotlb::Design D>
 class DeviceImpl final : public Device {
  public:
-  DeviceImpl(DeviceMode mode, uint32_t queue_pairs, Counters* counters)
-      : Device(mode, queue_pairs, counters) {
+  DeviceImpl(DeviceMode mode, uint32_t queue_pairs, Counters* counters, trace::Writer* recorder)
+      : Device(mode, queue_pairs, counters, recorder) {
     for (uint32_t p = 0; p < queue_pairs; ++p)
       threads_.emplace_back([this, p] { Worker(this, p).Run(); });
   }
@@ -341,6 +344,8 @@ class DeviceImpl final : public Device {
       if (cfg.iommu) {
         ++translations_;
         const iotlb::Translation t = reader_->table().Translate(addr, len, perm);
+        if (dev_->recorder_) [[unlikely]]
+          dev_->recorder_->Translation(current_queue_, addr, len, perm, t);
         if (t.outcome == iotlb::Outcome::kMiss) return {XlateStatus::kMiss, nullptr, 0};
         if (t.outcome == iotlb::Outcome::kAccessFail) return {XlateStatus::kAccessFail, nullptr, 0};
         if (!cfg.memory.LookupUaddr(t.uaddr, t.len, &s)) return {XlateStatus::kUnmapped, nullptr, 0};
@@ -370,10 +375,12 @@ class DeviceImpl final : public Device {
         if (cfg.iommu) {
           ++translations_;
           const iotlb::Translation t = reader_->table().Translate(a, n, perm);
+          if (dev_->recorder_) [[unlikely]]
+            dev_->recorder_->Translation(current_queue_, a, n, perm, t);
           if (t.outcome == iotlb::Outcome::kAccessFail) return {RingXlate::kAccessFail, nullptr, a};
           if (t.outcome == iotlb::Outcome::kMiss) {
             ++misses_;
-            dev_->backend_channel_.SendMiss(a, perm);
+            dev_->backend_channel_.SendMiss(a, perm, current_queue_);
             missed = true;
             done += kPage - (a & (kPage - 1));
             continue;
@@ -402,6 +409,7 @@ class DeviceImpl final : public Device {
       q.dirty = false;
       q.ring_ok = false;
       q.ring_generation = gen;
+      current_queue_ = static_cast<uint16_t>(q.index);
       struct Part {
         const char* name;
         uint64_t addr;
@@ -494,12 +502,13 @@ class DeviceImpl final : public Device {
         q.stalled = false;
         ++retries_;
       }
+      current_queue_ = static_cast<uint16_t>(q.index);
       auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
       const ChainStatus s = q.ring.Walk(q.ring.NextHead(), dev_->config_.indirect, translate, chain,
                                         fault, &indirect_);
       if (s == ChainStatus::kMiss) {
         ++misses_;
-        dev_->backend_channel_.SendMiss(fault->addr, fault->perm);
+        dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_);
         q.stalled = true;
         q.stalled_generation = reader_->generation();
       }
@@ -678,6 +687,7 @@ class DeviceImpl final : public Device {
     uint64_t misses_ = 0, retries_ = 0, access_fails_ = 0, drops_ = 0, errors_ = 0, checksum_ = 0;
     uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
     uint64_t burst_epoch_ = 0;
+    uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
   };
 
   iotlb::Replicated<D> iotlb_;
@@ -687,10 +697,11 @@ class DeviceImpl final : public Device {
 }  // namespace
 
 Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
-                                           uint32_t queue_pairs, Counters* counters) {
+                                           uint32_t queue_pairs, Counters* counters,
+                                           trace::Writer* recorder) {
   std::unique_ptr<Device> device;
   const bool found = iotlb::VisitDesign(design, [&]<iotlb::Design D>() {
-    device = std::make_unique<DeviceImpl<D>>(mode, queue_pairs, counters);
+    device = std::make_unique<DeviceImpl<D>>(mode, queue_pairs, counters, recorder);
   });
   if (!found) {
     std::string names;

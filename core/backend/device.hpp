@@ -31,6 +31,7 @@
 #include "core/iotlb/contract.hpp"
 #include "core/memory/memory_table.hpp"
 #include "core/protocol/channel.hpp"
+#include "core/trace/trace.hpp"
 #include "core/virtio/device_queue.hpp"
 
 namespace vhostlab::backend {
@@ -52,7 +53,8 @@ struct Counters {
 // The backend channel: backend -> front-end messages (MISS, ACCESS_FAIL).
 class BackendChannel {
  public:
-  explicit BackendChannel(Counters* counters) : counters_(counters) {}
+  BackendChannel(Counters* counters, trace::Writer* recorder)
+      : counters_(counters), recorder_(recorder) {}
   void Set(UniqueFd fd);
   bool connected() const;
   // Sends IOTLB MISS (iova, perm) unless a MISS for the same 4 KiB page is still in flight,
@@ -65,7 +67,7 @@ class BackendChannel {
   // guest used the buffer and unmapped the page; QEMU then finds no mapping and injects a DMAR
   // fault into the guest. So a MISS is re-sent only after its answer came, never on any other
   // IOTLB change (an INVALIDATE does not cancel a MISS the front-end still holds).
-  bool SendMiss(uint64_t iova, iotlb::Perm perm);
+  bool SendMiss(uint64_t iova, iotlb::Perm perm, uint16_t queue);
   // Sends IOTLB ACCESS_FAIL (iova, size, perm).
   Status SendAccessFail(uint64_t iova, uint64_t size, iotlb::Perm perm);
   // Called by the control thread after every UPDATE, before workers are woken: the MISSes it
@@ -81,6 +83,7 @@ class BackendChannel {
  private:
   Status SendIotlb(uint64_t iova, uint64_t size, iotlb::Perm perm, uint8_t type);
   Counters* counters_;
+  trace::Writer* recorder_;  // may be null
   mutable std::mutex mu_;
   protocol::Channel channel_;                         // guarded by mu_
   std::unordered_set<uint64_t> in_flight_;  // 4 KiB pages of unanswered MISSes; guarded by mu_
@@ -136,7 +139,7 @@ struct WorkerControl {
 
 class Device {
  public:
-  Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters);
+  Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters, trace::Writer* recorder);
   virtual ~Device() = default;
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -187,13 +190,16 @@ class Device {
   // two always sees the other, so no UPDATE is slept through.
   std::atomic<uint64_t> iotlb_epoch_{0};
   Counters* counters_;
+  trace::Writer* recorder_;  // may be null: --record
   BackendChannel backend_channel_;
   std::vector<std::unique_ptr<QueueState>> queues_;
   std::vector<std::unique_ptr<WorkerControl>> controls_;
 };
 
 // Makes a device whose workers use the IOTLB design `design` (a name from iotlb::DesignNames()).
+// `recorder` (may be null) receives every translation the workers ask for and every MISS.
 Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
-                                           uint32_t queue_pairs, Counters* counters);
+                                           uint32_t queue_pairs, Counters* counters,
+                                           trace::Writer* recorder = nullptr);
 
 }  // namespace vhostlab::backend

@@ -155,27 +155,38 @@ const Session::Handler* Session::FindHandler(uint32_t request) {
 
 Result<std::unique_ptr<Session>> Session::Create(protocol::Channel channel,
                                                  const BackendOptions& options,
-                                                 Counters* counters) {
-  auto device = MakeDevice(options.iotlb, options.mode, options.queue_pairs, counters);
+                                                 Counters* counters, trace::Writer* recorder) {
+  auto device = MakeDevice(options.iotlb, options.mode, options.queue_pairs, counters, recorder);
   if (!device) return device.error();
+  if (recorder) recorder->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
   return std::unique_ptr<Session>(
-      new Session(std::move(channel), options, counters, std::move(*device)));
+      new Session(std::move(channel), options, counters, recorder, std::move(*device)));
 }
 
 Session::Session(protocol::Channel channel, const BackendOptions& options, Counters* counters,
-                 std::unique_ptr<Device> device)
+                 trace::Writer* recorder, std::unique_ptr<Device> device)
     : channel_(std::move(channel)),
       options_(options),
       counters_(counters),
+      recorder_(recorder),
       device_(std::move(device)) {}
+
+void Session::RecordMemoryTable() {
+  if (!recorder_) return;
+  recorder_->Add(trace::RecordType::kMemReset, 0, 0, 0, iotlb::Perm::kNone);
+  for (const memory::Region& r : device_->config().memory.regions())
+    recorder_->Add(trace::RecordType::kMemRegion, r.gpa, r.size, r.uaddr, iotlb::Perm::kReadWrite);
+}
 
 Session::~Session() = default;
 
 Status Session::ResetState() {
   device_.reset();  // joins the old workers before the new ones register
-  auto device = MakeDevice(options_.iotlb, options_.mode, options_.queue_pairs, counters_);
+  auto device =
+      MakeDevice(options_.iotlb, options_.mode, options_.queue_pairs, counters_, recorder_);
   if (!device) return device.error();
   device_ = std::move(*device);
+  if (recorder_) recorder_->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
   acked_features_ = acked_protocol_features_ = 0;
   features_set_ = protocol_features_set_ = owner_ = false;
   status_ = 0;
@@ -322,6 +333,7 @@ Result<Session::Reply> Session::SetMemTable(Message& m) {
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
   for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  RecordMemoryTable();
   for (const memory::Region& r : device_->config().memory.regions())
     VL_DEBUG("region gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64, r.gpa, r.size,
              r.uaddr);
@@ -344,6 +356,7 @@ Result<Session::Reply> Session::AddMemReg(Message& m) {
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
   for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  RecordMemoryTable();
   return Reply{};
 }
 
@@ -358,6 +371,7 @@ Result<Session::Reply> Session::RemMemReg(Message& m) {
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
   for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  RecordMemoryTable();
   return Reply{};
 }
 
@@ -529,8 +543,13 @@ Result<Session::Reply> Session::IotlbMsg(Message& m) {
     if (s == iotlb::InsertStatus::kInvalidRange)
       return Error{Fmt("IOTLB UPDATE iova 0x%" PRIx64 ": refused by the IOTLB", p->iova)};
     counters_->iotlb_updates.fetch_add(1, std::memory_order_relaxed);
+    if (recorder_)
+      recorder_->Add(trace::RecordType::kUpdate, p->iova, p->size, p->uaddr,
+                     static_cast<iotlb::Perm>(p->perm));
     return Reply{};
   }
+  if (recorder_)
+    recorder_->Add(trace::RecordType::kInvalidate, p->iova, p->size, 0, iotlb::Perm::kNone);
   device_->IotlbInvalidate(range);  // returns after every worker quiesced
   counters_->iotlb_invalidates.fetch_add(1, std::memory_order_relaxed);
   return Reply{};

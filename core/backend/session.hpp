@@ -19,9 +19,11 @@ uint64_t OfferedProtocolFeatures();
 class Session {
  public:
   // `counters` outlives the session (it is the Backend's).
+  // `recorder` (may be null) outlives the session too.
   static Result<std::unique_ptr<Session>> Create(protocol::Channel channel,
                                                  const BackendOptions& options,
-                                                 Counters* counters);
+                                                 Counters* counters,
+                                                 trace::Writer* recorder = nullptr);
   ~Session();
 
   // Serves messages until the front-end disconnects, a connection-level error happens, or
@@ -35,7 +37,8 @@ class Session {
 
  private:
   Session(protocol::Channel channel, const BackendOptions& options, Counters* counters,
-          std::unique_ptr<Device> device);
+          trace::Writer* recorder, std::unique_ptr<Device> device);
+  void RecordMemoryTable();
   // Handles one message, replying as the spec (and the handler table) says.
   Status Dispatch(protocol::Message& m);
   Status ResetState();  // a fresh device: RESET_OWNER, and the state a new connection starts in
@@ -79,6 +82,7 @@ class Session {
   protocol::Channel channel_;
   BackendOptions options_;
   Counters* counters_;
+  trace::Writer* recorder_;
   std::unique_ptr<Device> device_;
   uint64_t acked_features_ = 0;
   uint64_t acked_protocol_features_ = 0;

@@ -58,13 +58,15 @@ inline std::string TempDir() {
 // A backend on a fresh socket path.
 struct BackendUnderTest {
   explicit BackendUnderTest(DeviceMode mode = DeviceMode::kLoopback, uint32_t pairs = 1,
-                            const std::string& design = "reference") {
+                            const std::string& design = "reference",
+                            const std::string& record = "") {
     dir = TempDir();
     BackendOptions o;
     o.socket_path = dir + "/backend.sock";
     o.mode = mode;
     o.queue_pairs = pairs;
     o.iotlb = design;
+    o.record_path = record;
     auto b = CreateBackend(o);
     EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
     backend = std::move(*b);
