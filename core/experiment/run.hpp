@@ -69,4 +69,8 @@ struct RunRecord {
 
 Result<RunRecord> RunExperiment(const RunConfig& config);
 
+// The machine and build context every record carries (CPU, kernel, compiler, git sha, library
+// versions, ...); `vhostlab replay` records use it too.
+std::map<std::string, std::string> MachineContext();
+
 }  // namespace vhostlab::experiment

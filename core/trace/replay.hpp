@@ -4,12 +4,10 @@
 // connection) and its translation requests are applied in recorded order:
 //  1. verification: beside `reference` (iotlb::testing::Differential); the first translation on
 //     which the design disagrees with the reference fails the design's replay;
-//  2. timing, `repeat` rounds, each the whole stream `inner` times on a fresh table:
-//     - the stream without translations, each UPDATE/INVALIDATE timed alone (TSC, the timer's
-//       own cost subtracted): ns per UPDATE and per INVALIDATE;
-//     - the stream without translations, untimed inside: T_control;
-//     - the whole stream: T_all. ns per translation = (T_all - T_control) / translations.
-//     Medians over the rounds, with min..max.
+//  2. timing, `repeat` rounds, each the whole stream `inner` times on a fresh table: every
+//     UPDATE and INVALIDATE is timed alone and every run of consecutive translations as one
+//     block (TSC; the cost of an empty timed block is subtracted from the sums). ns per
+//     translation, UPDATE and INVALIDATE are medians over the rounds, with min..max.
 // Hits, misses and access failures are the design's answers in the verification pass (the
 // recorded outcome was the live backend's, whose replicas can lag the control thread by one
 // grace period; replay uses the recorded order, so the two may differ slightly).

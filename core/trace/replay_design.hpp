@@ -131,68 +131,62 @@ DesignReplay ReplayDesign(const std::vector<replay_internal::Step>& steps,
     }
   }
 
-  // 2. Timing.
+  // 2. Timing. Each UPDATE and INVALIDATE is timed alone, each run of consecutive
+  // translations as one block; the timer's own cost (an empty timed block) is subtracted from
+  // the sums. A round replays the whole stream `inner` times, each on a fresh table.
   const counters::TscClock& clock = counters::TscClock::Get();
   const uint64_t overhead = TimerOverheadTicks();
   const uint64_t n = std::max<std::size_t>(steps.size(), 1);
   out.inner = static_cast<uint32_t>(
       std::clamp<uint64_t>((options.min_steps_per_round + n - 1) / n, 1, 100000));
   uint64_t sink = 0;
-  // Runs the stream on a fresh table; `translate` includes the translations; `per_op` times
-  // each UPDATE/INVALIDATE alone into upd/inv. Returns the ticks of the whole pass.
-  auto pass = [&](bool translate, bool per_op, uint64_t* upd, uint64_t* inv) {
+  struct Sums {
+    uint64_t xlate = 0, xlate_blocks = 0, upd = 0, inv = 0;
+  };
+  auto pass = [&](Sums* sums) {
     auto d = std::make_unique<D>();
-    const uint64_t t0 = counters::ReadTsc();
-    for (const Step& s : steps) {
-      switch (s.kind) {
-        case Step::Kind::kClear:
-          d->Clear();
-          break;
-        case Step::Kind::kInsert:
-          if (per_op) {
-            const uint64_t a = counters::ReadTsc();
-            (void)d->Insert(s.range, s.uaddr, s.perm);
-            const uint64_t t = counters::ReadTsc() - a;
-            *upd += t > overhead ? t - overhead : 0;
-          } else {
-            (void)d->Insert(s.range, s.uaddr, s.perm);
-          }
-          break;
-        case Step::Kind::kInvalidate:
-          if (per_op) {
-            const uint64_t a = counters::ReadTsc();
-            (void)d->Invalidate(s.range);
-            const uint64_t t = counters::ReadTsc() - a;
-            *inv += t > overhead ? t - overhead : 0;
-          } else {
-            (void)d->Invalidate(s.range);
-          }
-          break;
-        case Step::Kind::kTranslate:
-          if (translate) {
-            const iotlb::Translation t = d->Translate(s.range.first, s.len, s.perm);
-            sink += t.uaddr + t.len;
-          }
-          break;
+    for (std::size_t i = 0; i < steps.size();) {
+      const Step& s = steps[i];
+      if (s.kind == Step::Kind::kTranslate) {
+        std::size_t j = i;
+        const uint64_t a = counters::ReadTsc();
+        for (; j < steps.size() && steps[j].kind == Step::Kind::kTranslate; ++j) {
+          const iotlb::Translation t = d->Translate(steps[j].range.first, steps[j].len,
+                                                    steps[j].perm);
+          sink += t.uaddr + t.len;
+        }
+        sums->xlate += counters::ReadTsc() - a;
+        ++sums->xlate_blocks;
+        i = j;
+        continue;
       }
+      const uint64_t a = counters::ReadTsc();
+      if (s.kind == Step::Kind::kInsert) {
+        (void)d->Insert(s.range, s.uaddr, s.perm);
+        sums->upd += counters::ReadTsc() - a;
+      } else if (s.kind == Step::Kind::kInvalidate) {
+        (void)d->Invalidate(s.range);
+        sums->inv += counters::ReadTsc() - a;
+      } else {
+        d->Clear();
+      }
+      ++i;
     }
-    const uint64_t ticks = counters::ReadTsc() - t0;
-    d.reset();
-    return ticks;
+  };
+  auto net_ns = [&](uint64_t ticks, uint64_t timed_blocks, uint64_t ops) {
+    const uint64_t cost = timed_blocks * overhead;
+    return ticks > cost ? clock.ToNanoseconds(ticks - cost) / static_cast<double>(ops) : 0.0;
   };
   std::vector<double> xlate_ns, upd_ns, inv_ns;
   for (uint32_t round = 0; round < std::max<uint32_t>(options.repeat, 1); ++round) {
-    uint64_t upd = 0, inv = 0, control = 0, all = 0;
-    for (uint32_t k = 0; k < out.inner; ++k) (void)pass(false, true, &upd, &inv);
-    for (uint32_t k = 0; k < out.inner; ++k) control += pass(false, false, nullptr, nullptr);
-    for (uint32_t k = 0; k < out.inner; ++k) all += pass(true, false, nullptr, nullptr);
-    const double reps = out.inner;
+    Sums sums;
+    for (uint32_t k = 0; k < out.inner; ++k) pass(&sums);
+    const uint64_t reps = out.inner;
     if (out.translations)
-      xlate_ns.push_back(all > control ? clock.ToNanoseconds(all - control) / reps /
-                                             static_cast<double>(out.translations)
-                                       : 0.0);
-    if (out.updates) upd_ns.push_back(clock.ToNanoseconds(upd) / reps / out.updates);
-    if (out.invalidates) inv_ns.push_back(clock.ToNanoseconds(inv) / reps / out.invalidates);
+      xlate_ns.push_back(net_ns(sums.xlate, sums.xlate_blocks, reps * out.translations));
+    if (out.updates) upd_ns.push_back(net_ns(sums.upd, reps * out.updates, reps * out.updates));
+    if (out.invalidates)
+      inv_ns.push_back(net_ns(sums.inv, reps * out.invalidates, reps * out.invalidates));
   }
   asm volatile("" ::"r"(sink));  // keep the translations
   out.ns_per_translation = SummarizeRounds(xlate_ns);

@@ -22,7 +22,8 @@ namespace {
 void Help(FILE* out) {
   std::fprintf(out,
       "usage: vhostlab backend --socket PATH [--client] [--iotlb DESIGN] [--mode loopback|sink]\n"
-      "                        [--queues N] [--once] [--verbose|--quiet]\n"
+      "                        [--queues N] [--once] [--record FILE [--record-limit N]]\n"
+      "                        [--verbose|--quiet]\n"
       "\n"
       "Runs vhostlab's vhost-user backend (the spec's \"slave\"): a virtio-net device over split\n"
       "rings with a device IOTLB (VHOST_USER_IOTLB_MSG), one worker thread per queue pair.\n"
@@ -42,6 +43,12 @@ void Help(FILE* out) {
       "                  sink: TX only; every packet is read (through the IOTLB) and checksummed.\n"
       "  --queues N      queue pairs offered (GET_QUEUE_NUM answers N; MQ); default 1, max 64.\n"
       "  --once          exit after the first front-end disconnects instead of waiting for more.\n"
+      "  --record FILE   record an IOTLB trace: every UPDATE/INVALIDATE/MISS with timestamps, the\n"
+      "                  memory table, and every translation the datapath asked for (iova, length,\n"
+      "                  permission, queue, outcome). Written when the backend stops. Replay it\n"
+      "                  with `vhostlab replay FILE`; read it with vhostlab.load_trace(FILE).\n"
+      "  --record-limit N  stop recording after N records (40 bytes each; default 10000000);\n"
+      "                  the file then says it is truncated.\n"
       "  --verbose       log every message (debug level); --quiet logs errors only.\n"
       "\n"
       "Offered virtio features: VERSION_1, IOMMU_PLATFORM, PROTOCOL_FEATURES, INDIRECT_DESC\n"
@@ -100,6 +107,16 @@ int RunBackend(int argc, char** argv) {
         return 2;
       }
       opts.queue_pairs = static_cast<uint32_t>(n);
+    } else if (a == "--record") {
+      opts.record_path = value("--record");
+    } else if (a == "--record-limit") {
+      const char* v = value("--record-limit");
+      uint64_t n = 0;
+      if (!ParseU64(v, &n) || n == 0) {
+        std::fprintf(stderr, "vhostlab backend: --record-limit must be a positive count, not '%s'\n", v);
+        return 2;
+      }
+      opts.record_limit = n;
     } else if (a == "--once") {
       opts.serve_forever = false;
     } else if (a == "--verbose" || a == "-v") {
@@ -153,6 +170,8 @@ int RunBackend(int argc, char** argv) {
               "  iotlb updates %" PRIu64 "  invalidates %" PRIu64 "  misses sent %" PRIu64 "\n",
               st.connections, st.messages, st.message_errors, st.iotlb_updates,
               st.iotlb_invalidates, st.misses_sent);
+  if (!opts.record_path.empty())
+    std::printf("trace %s: %" PRIu64 " records\n", opts.record_path.c_str(), (*b)->RecordedEvents());
   std::printf("%-4s %12s %14s %12s %14s %12s %8s %8s %8s %6s %6s %20s\n", "qp", "tx_pkts",
               "tx_bytes", "rx_pkts", "rx_bytes", "xlates", "misses", "retries", "acc_fail",
               "drops", "errors", "checksum");
