@@ -9,5 +9,6 @@ void RegisterIotlb(pybind11::module_& m);
 void RegisterCounters(pybind11::module_& m);
 void RegisterTopology(pybind11::module_& m);
 void RegisterExperiment(pybind11::module_& m);
+void RegisterTrace(pybind11::module_& m);
 
 }  // namespace vhostlab::pybind

@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   vhostlab::pybind::RegisterCounters(m);
   vhostlab::pybind::RegisterTopology(m);
   vhostlab::pybind::RegisterExperiment(m);
+  vhostlab::pybind::RegisterTrace(m);
 }

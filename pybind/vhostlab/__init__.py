@@ -15,6 +15,8 @@ A thin Python layer over the C++ library (the private ``vhostlab._core`` extensi
   ``run(profile="profiles/default.toml")``, ``compare(designs=[...])``, both returning tidy
   DataFrames (design, profile, backend, queue, side, metric, value, unit, available, note).
 - Translate-only measurements with counters per translation: ``measure_translate(...)``.
+- Recorded IOTLB traces (``vhostlab backend --record``): ``load_trace(path)`` (one row per
+  record) and ``replay(path, designs)`` (every design, verified against ``reference``).
 - Saved results: ``load_results(path)`` for run records (``vhostlab run --json``) and Google
   Benchmark JSON (results/bench/*.json).
 
@@ -31,6 +33,7 @@ from ._experiment import (RunInterrupted, compare, config_fields, have_run_exper
 from ._microbench import measure_translate
 from ._results import RUN_COLUMNS, load_results, record_to_frame
 from ._topology import topology
+from ._trace import load_trace, replay
 from . import plots
 
 __version__ = _core.__version__
@@ -54,10 +57,12 @@ __all__ = [
     "list_threads",
     "load_profile",
     "load_results",
+    "load_trace",
     "measure_translate",
     "plots",
     "probe_counters",
     "ratio_to_baseline",
+    "replay",
     "record_to_frame",
     "run",
     "run_config",

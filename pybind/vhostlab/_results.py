@@ -49,11 +49,12 @@ _TRANSLATE_FIELDS = ["design", "dispatch", "entries", "pattern", "page"]
 
 
 def design_label(config: dict) -> str:
-    """The comparison label of a run: the IOTLB design, the foreign backend, or "off"."""
+    """The comparison label of a run: the IOTLB design (also of a trace replay), the foreign
+    backend, or "off"."""
     if not config.get("iommu", True):
         return "off"
     backend = str(config.get("backend", "self"))
-    if backend != "self":
+    if backend not in ("self", "replay"):
         return backend.split(":", 1)[0]
     return str(config.get("iotlb", ""))
 

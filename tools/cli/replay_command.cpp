@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/experiment/run.hpp"
+#include "core/experiment/replay_records.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/trace/replay.hpp"
 #include "core/trace/trace.hpp"
@@ -41,51 +41,6 @@ void Help(FILE* out) {
       "example:\n"
       "  vhostlab replay results/traces/qemu-strict-1024.vltrace --designs all\n",
       DesignNamesJoined().c_str());
-}
-
-std::string Basename(const std::string& p) {
-  const auto slash = p.find_last_of('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
-experiment::RunRecord ToRecord(const std::string& trace_path, const trace::TraceSummary& s,
-                               const trace::DesignReplay& d,
-                               const std::map<std::string, std::string>& context) {
-  experiment::RunRecord rec;
-  rec.config.profile = "replay:" + Basename(trace_path);
-  rec.config.backend = "replay";
-  rec.config.iotlb = d.design;
-  rec.config.mapping = "replay";
-  rec.context = context;
-  rec.context["trace"] = trace_path;
-  rec.context["trace_records"] = std::to_string(s.records);
-  rec.context["trace_truncated"] = s.truncated ? "yes" : "no";
-  rec.context["replay_inner_repetitions"] = std::to_string(d.inner);
-  if (!d.verified) rec.notes.push_back("verification failed: " + d.mismatch);
-  auto add = [&](const std::string& name, double v, const std::string& unit,
-                 const std::string& note = "") {
-    experiment::Metric m;
-    m.side = "replay";
-    m.name = name;
-    m.value = v;
-    m.unit = unit;
-    m.note = note;
-    rec.metrics.push_back(m);
-  };
-  add("ns/translation", d.ns_per_translation.median, "ns", "median of rounds");
-  add("ns/translation min", d.ns_per_translation.min, "ns");
-  add("ns/translation max", d.ns_per_translation.max, "ns");
-  add("ns/update", d.ns_per_update.median, "ns", "median of rounds");
-  add("ns/invalidate", d.ns_per_invalidate.median, "ns", "median of rounds");
-  add("translations", static_cast<double>(d.translations), "count");
-  add("hits", static_cast<double>(d.hits), "count");
-  add("misses", static_cast<double>(d.misses), "count");
-  add("access_fails", static_cast<double>(d.access_fails), "count");
-  add("updates", static_cast<double>(d.updates), "count");
-  add("invalidates", static_cast<double>(d.invalidates), "count");
-  add("max_entries", static_cast<double>(d.max_entries), "count");
-  add("verified", d.verified ? 1 : 0, "bool", d.verified ? "" : d.mismatch);
-  return rec;
 }
 
 int RunReplay(int argc, char** argv) {
@@ -185,12 +140,8 @@ int RunReplay(int argc, char** argv) {
   std::printf("(%" PRIu64 " translations per pass, %u rounds; every translation checked against "
               "reference)\n", s.translations, options.repeat);
   if (!json.empty()) {
-    const auto context = experiment::MachineContext();
     std::ofstream f(json);
-    f << "[\n";
-    for (std::size_t i = 0; i < r->size(); ++i)
-      f << (i ? ",\n" : "") << ToRecord(path, s, (*r)[i], context).ToJson();
-    f << "]\n";
+    f << experiment::RecordsJson(experiment::ReplayRecords(path, s, *r));
     if (!f) {
       std::fprintf(stderr, "vhostlab replay: cannot write %s\n", json.c_str());
       return 1;
