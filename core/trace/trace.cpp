@@ -66,9 +66,9 @@ Writer::~Writer() { (void)Close(); }
 
 void Writer::Add(RecordType type, uint64_t iova, uint64_t size, uint64_t uaddr, iotlb::Perm perm,
                  uint16_t queue, uint8_t outcome) {
-  const uint64_t now = MonotonicNs();
   std::lock_guard<std::mutex> lock(mu_);
   if (!file_ || truncated_) return;
+  const uint64_t now = MonotonicNs();  // under the lock: timestamps follow the record order
   if (records_ >= max_records_) {
     truncated_ = true;
     VL_WARN("trace %s: %" PRIu64 " records reached; recording stops (the file is marked "
