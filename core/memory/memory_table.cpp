@@ -90,9 +90,18 @@ Result<MemoryTable> MemoryTable::Build(const protocol::MemoryTable& table, uint3
 Result<MemoryTable> MemoryTable::WithRegion(const protocol::MemoryRegion& r, UniqueFd fd,
                                             uint32_t max_regions) const {
   if (!fd) return Error{"ADD_MEM_REG: no fd"};
+  if (Status s = r.Validate(); !s.ok()) return Error{"ADD_MEM_REG: " + s.message()};
+  for (std::size_t i = 0; i < regions_.size(); ++i) {
+    const Region& e = regions_[i];
+    if (e.gpa == r.guest_phys_addr && e.size == r.memory_size && e.uaddr == r.userspace_addr &&
+        e.mmap_offset == r.mmap_offset) {
+      MemoryTable out = *this;
+      ++out.regions_[i].refs;
+      return out;
+    }
+  }
   if (regions_.size() >= max_regions)
     return Error{Fmt("ADD_MEM_REG: already %zu regions (max %u)", regions_.size(), max_regions)};
-  if (Status s = r.Validate(); !s.ok()) return Error{"ADD_MEM_REG: " + s.message()};
   for (const Region& e : regions_) {
     const bool uaddr_overlap = r.userspace_addr <= e.uaddr + (e.size - 1) &&
                                e.uaddr <= r.userspace_addr + (r.memory_size - 1);
@@ -116,6 +125,10 @@ Result<MemoryTable> MemoryTable::WithoutRegion(const protocol::MemoryRegion& r) 
     if (!found && e.gpa == r.guest_phys_addr && e.size == r.memory_size &&
         e.uaddr == r.userspace_addr) {
       found = true;
+      if (e.refs > 1) {
+        out.regions_.push_back(e);
+        --out.regions_.back().refs;
+      }
       continue;
     }
     out.regions_.push_back(e);

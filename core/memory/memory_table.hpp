@@ -56,6 +56,10 @@ struct Region {
   uint64_t mmap_offset;
   uint8_t* base;  // local address of the region's first byte (inside `mapping`)
   std::shared_ptr<Mapping> mapping;  // shared so a table copy (ADD/REM_MEM_REG) keeps it alive
+  // ADD_MEM_REG of this exact region (gpa, size, uaddr, offset) so far, minus REM_MEM_REGs.
+  // QEMU's vhost-user net with N queue pairs drives one vhost device per pair over the same
+  // connection, and each one adds (and later removes) the same regions.
+  uint32_t refs = 1;
   uint8_t* host() const { return base; }
 };
 
@@ -74,10 +78,12 @@ class MemoryTable {
   static Result<MemoryTable> Build(const protocol::MemoryTable& table, uint32_t payload_size,
                                    std::vector<UniqueFd> fds);
   // Maps one region (ADD_MEM_REG) and returns a table with it added; refuses overlaps and more
-  // than `max_regions` regions.
+  // than `max_regions` regions. The exact region again only counts one more reference (its fd
+  // is closed, nothing is mapped).
   Result<MemoryTable> WithRegion(const protocol::MemoryRegion& region, UniqueFd fd,
                                  uint32_t max_regions) const;
-  // Returns a table without the region that matches (gpa, size, uaddr) exactly (REM_MEM_REG).
+  // Returns a table without the region that matches (gpa, size, uaddr) exactly (REM_MEM_REG),
+  // or, while it was added more than once, with one reference fewer.
   Result<MemoryTable> WithoutRegion(const protocol::MemoryRegion& region) const;
 
   // Front-end virtual address -> local pointer, for up to `len` bytes (len >= 1). Fails when

@@ -140,5 +140,26 @@ TEST(MemoryTableTest, AddAndRemoveSingleRegions) {
   EXPECT_FALSE(removed->WithoutRegion({0, 4096, 0x5000, 0}).ok()) << "already gone";
 }
 
+// QEMU with N queue pairs adds each region N times (one vhost device per pair, one connection)
+// and removes it N times: the region stays mapped until the last removal.
+TEST(MemoryTableTest, TheSameRegionAddedTwiceIsCountedNotRefused) {
+  MemoryTable empty;
+  auto one = empty.WithRegion({0, 4096, 0x5000, 0}, MakeMemfd(4096, 0x11), 1);
+  ASSERT_TRUE(one.ok());
+  auto twice = one->WithRegion({0, 4096, 0x5000, 0}, MakeMemfd(4096, 0x33), 1);
+  ASSERT_TRUE(twice.ok()) << twice.error().message;
+  ASSERT_EQ(twice->regions().size(), 1u);
+  EXPECT_EQ(twice->regions()[0].refs, 2u);
+  EXPECT_EQ(twice->FromUaddr(0x5000, 1)->ptr[0], 0x11) << "the first mapping is kept";
+  EXPECT_FALSE(twice->WithRegion({0, 4096, 0x5000, 4096}, MakeMemfd(8192, 0), 2).ok())
+      << "same addresses, other file offset: an overlap";
+  auto once = twice->WithoutRegion({0, 4096, 0x5000, 0});
+  ASSERT_TRUE(once.ok());
+  EXPECT_EQ(once->FromUaddr(0x5000, 1)->ptr[0], 0x11) << "still mapped for the other user";
+  auto none = once->WithoutRegion({0, 4096, 0x5000, 0});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 }  // namespace
 }  // namespace vhostlab::memory
