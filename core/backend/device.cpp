@@ -38,6 +38,7 @@
 #include "core/base/log.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/iotlb/replicated.hpp"
+#include "core/memory/page_window.hpp"
 
 namespace vhostlab::backend {
 
@@ -357,18 +358,24 @@ class DeviceImpl final : public Device {
 
     // A ring part (desc table, avail or used ring) at `addr` (uaddr, or IOVA with the IOMMU).
     // It may span several IOTLB entries (a 1024-entry desc table is 4 pages of 4 KiB, and
-    // QEMU answers one page per MISS): every missing page gets its MISS now, all at once, and
-    // the part is usable when every page translates and the host pieces follow each other.
+    // QEMU answers one page per MISS): every missing page gets its MISS now, all at once. When
+    // every page translates, the part is used in place if its host pieces follow each other;
+    // otherwise (a Linux guest's rings are contiguous in IOVA space only) through `window`, a
+    // host-contiguous mapping of exactly those pages (memory/page_window.hpp).
     struct RingXlate {
       enum Status : uint8_t { kOk, kMiss, kAccessFail, kUnmapped, kNotContiguous } status;
       uint8_t* ptr = nullptr;
-      uint64_t at = 0;  // the address that failed
+      uint64_t at = 0;     // the address that failed
+      std::string why{};   // kNotContiguous: what could not be mapped
     };
-    RingXlate TranslateRing(uint64_t addr, uint64_t len, Perm perm) {
-      constexpr uint64_t kPage = 4096;
+    RingXlate TranslateRing(uint64_t addr, uint64_t len, Perm perm, memory::PageWindow* window) {
+      constexpr uint64_t kPage = memory::kWindowPage;
       const DeviceConfig& cfg = dev_->config_;
+      const uint64_t first_page = addr & ~(kPage - 1);
+      std::vector<uint8_t*>& pages = ring_pages_;
+      pages.clear();
       uint8_t* start = nullptr;
-      bool missed = false;
+      bool missed = false, contiguous = true;
       for (uint64_t done = 0; done < len;) {
         const uint64_t a = addr + done;
         uint64_t uaddr = a, n = len - done;
@@ -391,11 +398,36 @@ class DeviceImpl final : public Device {
         memory::Span s;
         if (!cfg.memory.LookupUaddr(uaddr, n, &s)) return {RingXlate::kUnmapped, nullptr, a};
         if (!start) start = s.ptr - done;
-        else if (!missed && s.ptr != start + done) return {RingXlate::kNotContiguous, nullptr, a};
+        else if (s.ptr != start + done) contiguous = false;
+        if (!missed) {
+          // The host page of every IOVA page this piece touches (the first may begin before
+          // `a`); a page already listed must come out the same.
+          const uint64_t in_page = a & (kPage - 1);
+          for (uint64_t k = 0; k * kPage < in_page + s.len; ++k) {
+            uint8_t* host = s.ptr - in_page + k * kPage;
+            const uint64_t index = (a - first_page) / kPage + k;
+            if (index < pages.size()) {
+              if (pages[index] != host)
+                return {RingXlate::kNotContiguous, nullptr, a,
+                        "one IOVA page maps to two host places"};
+            } else {
+              pages.push_back(host);
+            }
+          }
+        }
         done += s.len;
       }
       if (missed) return {RingXlate::kMiss, nullptr, addr};
-      return {RingXlate::kOk, start, 0};
+      if (contiguous) return {RingXlate::kOk, start, 0};
+      const bool writable = perm != Perm::kRead;
+      if (!window->Shows(pages, writable)) {
+        auto w = memory::PageWindow::Build(pages, writable);
+        if (!w) return {RingXlate::kNotContiguous, nullptr, addr, w.error().message};
+        *window = std::move(*w);
+        VL_DEBUG("queue %u: ring part at 0x%" PRIx64 " spans %zu scattered host pages: mapped "
+                 "through a window", current_queue_, addr, pages.size());
+      }
+      return {RingXlate::kOk, window->data() + (addr - first_page), 0};
     }
 
     // (Re)translates the ring pointers of `q` if its config or the IOTLB generation changed.
@@ -424,7 +456,7 @@ class DeviceImpl final : public Device {
       bool missed = false;
       for (Part& p : parts) {
         if (p.addr + (p.len - 1) < p.addr) return RingError(q, p.name, p.addr, p.len, "wraps");
-        const RingXlate t = TranslateRing(p.addr, p.len, p.perm);
+        const RingXlate t = TranslateRing(p.addr, p.len, p.perm, &q.windows[&p - parts]);
         char why[256];
         switch (t.status) {
           case RingXlate::kOk:
@@ -443,13 +475,9 @@ class DeviceImpl final : public Device {
             std::snprintf(why, sizeof(why), "is outside every memory region at 0x%" PRIx64, t.at);
             return RingError(q, p.name, p.addr, p.len, why);
           case RingXlate::kNotContiguous:
-            // vhostlab reads a ring part as one block of host memory (as DPDK does). Linux and
-            // QEMU allocate each ring part physically contiguous, so this means a front-end
-            // whose IOVA pages map to host pages that do not follow each other.
             std::snprintf(why, sizeof(why),
-                          "is not host-contiguous: at 0x%" PRIx64 " its IOVA pages map to host "
-                          "memory that does not follow the previous page (rings must be one "
-                          "contiguous block in the front-end's memory)", t.at);
+                          "spans host pages that cannot be shown as one block at 0x%" PRIx64
+                          ": %s", t.at, t.why.c_str());
             return RingError(q, p.name, p.addr, p.len, why);
         }
       }
@@ -688,6 +716,7 @@ class DeviceImpl final : public Device {
     uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
     uint64_t burst_epoch_ = 0;
     uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
+    std::vector<uint8_t*> ring_pages_;  // TranslateRing scratch
   };
 
   iotlb::Replicated<D> iotlb_;

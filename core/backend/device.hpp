@@ -30,6 +30,7 @@
 #include "core/base/unique_fd.hpp"
 #include "core/iotlb/contract.hpp"
 #include "core/memory/memory_table.hpp"
+#include "core/memory/page_window.hpp"
 #include "core/protocol/channel.hpp"
 #include "core/trace/trace.hpp"
 #include "core/virtio/device_queue.hpp"
@@ -113,6 +114,8 @@ struct QueueState {
   bool enabled = false;       // SET_VRING_ENABLE (or enabled at start without PROTOCOL_FEATURES)
   // Runtime (worker), reset by the control thread when config changes (dirty = true).
   virtio::DeviceRing ring;
+  // Host-contiguous views of desc/avail/used when their pages are scattered in host memory.
+  memory::PageWindow windows[3];
   bool dirty = true;           // ring pointers must be (re)translated
   bool ring_ok = false;        // ring pointers valid for ring_generation
   uint64_t ring_generation = 0;
