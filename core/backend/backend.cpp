@@ -45,9 +45,12 @@ class BackendImpl final : public Backend {
       auto fd = protocol::ListenUnix(options_.socket_path);
       if (!fd) return fd.error();
       listen_ = std::move(*fd);
-      VL_INFO("listening on %s (IOTLB design %s, mode %s, %u queue pair(s))",
+      VL_INFO("listening on %s (IOTLB design %s, mode %s, %u queue pair(s), poll %s%s)",
               options_.socket_path.c_str(), options_.iotlb.c_str(),
-              options_.mode == DeviceMode::kSink ? "sink" : "loopback", options_.queue_pairs);
+              options_.mode == DeviceMode::kSink ? "sink" : "loopback", options_.queue_pairs,
+              PollModeName(options_.poll),
+              options_.poll == PollMode::kAdaptive
+                  ? (":" + std::to_string(options_.spin_us) + " us").c_str() : "");
     }
     thread_ = std::thread([this] { Run(); });
     return {};

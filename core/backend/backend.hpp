@@ -15,6 +15,17 @@ namespace vhostlab::backend {
 
 enum class DeviceMode { kLoopback, kSink };
 
+// How queue workers (and the control thread) wait for work.
+//  - kInterrupt: sleep on the kick eventfds as soon as one pass moves nothing; every kick and
+//    every control message is a wake-up.
+//  - kAdaptive: keep polling for `spin_us` after the last work (rings, and the socket for the
+//    control thread), with guest notifications suppressed (VRING_USED_F_NO_NOTIFY) while
+//    polling, then sleep as kInterrupt does. A burst of traffic or of IOTLB messages pays no
+//    wake-up; an idle backend costs nothing after spin_us.
+//  - kBusy: workers never sleep (like DPDK's PMD); the control thread behaves as in kAdaptive.
+enum class PollMode { kInterrupt, kAdaptive, kBusy };
+const char* PollModeName(PollMode m);
+
 struct BackendOptions {
   std::string socket_path;
   bool client = false;              // connect to the front-end's socket instead of listening
@@ -22,6 +33,8 @@ struct BackendOptions {
   DeviceMode mode = DeviceMode::kLoopback;
   uint32_t queue_pairs = 1;         // offered with MQ; GET_QUEUE_NUM answers this
   bool serve_forever = true;        // keep accepting after a front-end disconnects
+  PollMode poll = PollMode::kAdaptive;
+  uint32_t spin_us = 200;           // kAdaptive: polling time after the last work
   // Records the IOTLB traffic and every datapath translation to this file (core/trace/), from
   // Start() to Stop(); empty: no recording.
   std::string record_path;

@@ -36,6 +36,7 @@
 #include <thread>
 
 #include "core/base/log.hpp"
+#include "core/counters/tsc.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/iotlb/replicated.hpp"
 #include "core/memory/page_window.hpp"
@@ -165,10 +166,21 @@ Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
 
 void WorkerControl::Wake() { Signal(wake.get()); }
 
-Device::Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters,
-               trace::Writer* recorder)
+const char* PollModeName(PollMode m) {
+  switch (m) {
+    case PollMode::kInterrupt: return "interrupt";
+    case PollMode::kAdaptive: return "adaptive";
+    case PollMode::kBusy: return "busy";
+  }
+  return "?";
+}
+
+Device::Device(const BackendOptions& options, Counters* counters, trace::Writer* recorder)
     : counters_(counters), recorder_(recorder), backend_channel_(counters, recorder) {
-  config_.mode = mode;
+  const uint32_t queue_pairs = options.queue_pairs;
+  config_.mode = options.mode;
+  config_.poll = options.poll;
+  config_.spin_ns = uint64_t{options.spin_us} * 1000;
   for (uint32_t i = 0; i < 2 * queue_pairs; ++i) {
     queues_.push_back(std::make_unique<QueueState>());
     queues_.back()->index = i;
@@ -241,9 +253,9 @@ namespace {
 template <iotlb::Design D>
 class DeviceImpl final : public Device {
  public:
-  DeviceImpl(DeviceMode mode, uint32_t queue_pairs, Counters* counters, trace::Writer* recorder)
-      : Device(mode, queue_pairs, counters, recorder) {
-    for (uint32_t p = 0; p < queue_pairs; ++p)
+  DeviceImpl(const BackendOptions& options, Counters* counters, trace::Writer* recorder)
+      : Device(options, counters, recorder) {
+    for (uint32_t p = 0; p < options.queue_pairs; ++p)
       threads_.emplace_back([this, p] { Worker(this, p).Run(); });
   }
   ~DeviceImpl() override {
@@ -278,11 +290,37 @@ class DeviceImpl final : public Device {
     void Run() {
       control_.tid.store(static_cast<int>(::syscall(SYS_gettid)));
       reader_ = dev_->iotlb_.RegisterReader();
+      const DeviceConfig& cfg = dev_->config_;
+      const uint64_t spin_ticks = static_cast<uint64_t>(
+          static_cast<double>(cfg.spin_ns) * counters::TscClock::Get().hz / 1e9);
+      uint64_t last_work = counters::ReadTsc();
       while (!HandlePause()) {
         const bool progress = ServicePair();
         FlushStats();
         reader_->Quiesce();
-        if (!progress) Idle();
+        if (progress) {
+          if (cfg.poll != PollMode::kInterrupt) last_work = counters::ReadTsc();
+          rearmed_ = false;
+          continue;
+        }
+        if (cfg.poll == PollMode::kBusy ||
+            (cfg.poll == PollMode::kAdaptive && counters::ReadTsc() - last_work < spin_ticks)) {
+          // Polling: the driver need not kick (saves it a syscall, a guest a VM exit).
+          SetNotifications(false);
+          rearmed_ = false;
+          __builtin_ia32_pause();
+          continue;
+        }
+        // Before sleeping, ask for kicks again (whatever the ring's flags say: they live in
+        // guest memory and may be left over) and look once more: a chain made available while
+        // notifications were off came with no kick.
+        if (!rearmed_) {
+          SetNotifications(true);
+          rearmed_ = true;
+          continue;
+        }
+        Idle();
+        last_work = counters::ReadTsc();  // a wake-up starts a new polling period
       }
       reader_.reset();  // unregisters this thread from RCU on this thread
     }
@@ -312,6 +350,15 @@ class DeviceImpl final : public Device {
       lock.unlock();
       reader_->Online();
       return exit;
+    }
+
+    // VRING_USED_F_NO_NOTIFY on both queues of the pair (rings that are attached now). Turning
+    // notifications on always writes; turning them off only once per polling period.
+    void SetNotifications(bool on) {
+      if (!on && notifications_off_) return;
+      for (QueueState* q : {&rx_, &tx_})
+        if (q->ring.attached()) q->ring.SetNotifications(on);
+      notifications_off_ = !on;
     }
 
     void Idle() {
@@ -716,6 +763,8 @@ class DeviceImpl final : public Device {
     uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
     uint64_t burst_epoch_ = 0;
     uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
+    bool notifications_off_ = false;  // VRING_USED_F_NO_NOTIFY set while polling
+    bool rearmed_ = false;            // notifications turned on since the last work: may sleep
     std::vector<uint8_t*> ring_pages_;  // TranslateRing scratch
   };
 
@@ -725,12 +774,12 @@ class DeviceImpl final : public Device {
 
 }  // namespace
 
-Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
-                                           uint32_t queue_pairs, Counters* counters,
+Result<std::unique_ptr<Device>> MakeDevice(const BackendOptions& options, Counters* counters,
                                            trace::Writer* recorder) {
+  const std::string_view design = options.iotlb;
   std::unique_ptr<Device> device;
   const bool found = iotlb::VisitDesign(design, [&]<iotlb::Design D>() {
-    device = std::make_unique<DeviceImpl<D>>(mode, queue_pairs, counters, recorder);
+    device = std::make_unique<DeviceImpl<D>>(options, counters, recorder);
   });
   if (!found) {
     std::string names;

@@ -97,6 +97,8 @@ struct DeviceConfig {
   bool iommu = false;     // VIRTIO_F_IOMMU_PLATFORM negotiated: ring + buffer addresses are IOVAs
   bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
   DeviceMode mode = DeviceMode::kLoopback;
+  PollMode poll = PollMode::kAdaptive;  // fixed when the device is made
+  uint64_t spin_ns = 0;
   memory::MemoryTable memory;
 };
 
@@ -142,7 +144,7 @@ struct WorkerControl {
 
 class Device {
  public:
-  Device(DeviceMode mode, uint32_t queue_pairs, Counters* counters, trace::Writer* recorder);
+  Device(const BackendOptions& options, Counters* counters, trace::Writer* recorder);
   virtual ~Device() = default;
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -199,10 +201,10 @@ class Device {
   std::vector<std::unique_ptr<WorkerControl>> controls_;
 };
 
-// Makes a device whose workers use the IOTLB design `design` (a name from iotlb::DesignNames()).
+// Makes a device whose workers use the IOTLB design options.iotlb (a name from
+// iotlb::DesignNames()), in options.mode with options.queue_pairs, waiting as options.poll says.
 // `recorder` (may be null) receives every translation the workers ask for and every MISS.
-Result<std::unique_ptr<Device>> MakeDevice(std::string_view design, DeviceMode mode,
-                                           uint32_t queue_pairs, Counters* counters,
+Result<std::unique_ptr<Device>> MakeDevice(const BackendOptions& options, Counters* counters,
                                            trace::Writer* recorder = nullptr);
 
 }  // namespace vhostlab::backend

@@ -42,6 +42,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -156,7 +157,7 @@ const Session::Handler* Session::FindHandler(uint32_t request) {
 Result<std::unique_ptr<Session>> Session::Create(protocol::Channel channel,
                                                  const BackendOptions& options,
                                                  Counters* counters, trace::Writer* recorder) {
-  auto device = MakeDevice(options.iotlb, options.mode, options.queue_pairs, counters, recorder);
+  auto device = MakeDevice(options, counters, recorder);
   if (!device) return device.error();
   if (recorder) recorder->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
   return std::unique_ptr<Session>(
@@ -182,8 +183,7 @@ Session::~Session() = default;
 
 Status Session::ResetState() {
   device_.reset();  // joins the old workers before the new ones register
-  auto device =
-      MakeDevice(options_.iotlb, options_.mode, options_.queue_pairs, counters_, recorder_);
+  auto device = MakeDevice(options_, counters_, recorder_);
   if (!device) return device.error();
   device_ = std::move(*device);
   if (recorder_) recorder_->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
@@ -194,9 +194,22 @@ Status Session::ResetState() {
 }
 
 std::string Session::Serve(int stop_fd) {
+  // After each message the control thread keeps polling the socket for a while (not in
+  // kInterrupt mode): QEMU and our front-end send IOTLB messages in bursts and wait for each
+  // reply, and on a VM a thread that sleeps pays a wake-up (an IPI and a VM exit, tens of us)
+  // per message.
+  const bool spin = options_.poll != PollMode::kInterrupt;
+  const auto spin_for = std::chrono::microseconds(options_.spin_us);
   for (;;) {
     pollfd fds[2] = {{channel_.fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-    int r = ::poll(fds, stop_fd >= 0 ? 2 : 1, -1);
+    const nfds_t nfds = stop_fd >= 0 ? 2 : 1;
+    int r = 0;
+    if (spin) {
+      const auto until = std::chrono::steady_clock::now() + spin_for;
+      do r = ::poll(fds, nfds, 0);
+      while (r == 0 && std::chrono::steady_clock::now() < until);
+    }
+    if (r == 0) r = ::poll(fds, nfds, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
       return std::string("poll: ") + std::strerror(errno);

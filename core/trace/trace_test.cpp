@@ -156,9 +156,13 @@ TEST(ReplayTest, EveryDesignIsVerifiedAndTimed) {
     EXPECT_EQ(d.updates, 200u);
     EXPECT_EQ(d.invalidates, 200u);
     EXPECT_EQ(d.max_entries, 1u);
-    EXPECT_GE(d.ns_per_translation.median, 0.0);
-    EXPECT_GT(d.ns_per_update.median, 0.0) << d.design;
-    EXPECT_LE(d.ns_per_translation.min, d.ns_per_translation.max);
+    // Timings are measured, never asserted beyond being well-formed (a loaded machine can
+    // make the timer's own cost, which is subtracted, exceed a cheap operation's).
+    for (const Range3& r : {d.ns_per_translation, d.ns_per_update, d.ns_per_invalidate}) {
+      EXPECT_GE(r.min, 0.0) << d.design;
+      EXPECT_LE(r.min, r.median) << d.design;
+      EXPECT_LE(r.median, r.max) << d.design;
+    }
   }
   o.designs = {"no-such-design"};
   auto bad = Replay(t, o);

@@ -163,6 +163,14 @@ class DeviceRing {
   void PublishUsed() {
     std::atomic_ref<uint16_t>(used_->idx).store(used_idx_, std::memory_order_release);
   }
+  // VIRTQ_USED_F_NO_NOTIFY: whether the driver should kick after making buffers available.
+  // The store is followed by a full fence, so that the caller's next read of avail->idx cannot
+  // pass it (the driver's matching barrier is between its avail->idx store and its flags load).
+  void SetNotifications(bool on) {
+    std::atomic_ref<uint16_t>(used_->flags).store(on ? 0 : kUsedFNoNotify,
+                                                  std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
   // VIRTQ_AVAIL_F_NO_INTERRUPT: the driver asks not to be notified (EVENT_IDX is not offered).
   bool InterruptSuppressed() const {
     std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -22,7 +22,8 @@ namespace {
 void Help(FILE* out) {
   std::fprintf(out,
       "usage: vhostlab backend --socket PATH [--client] [--iotlb DESIGN] [--mode loopback|sink]\n"
-      "                        [--queues N] [--once] [--record FILE [--record-limit N]]\n"
+      "                        [--queues N] [--poll busy|adaptive[:US]|interrupt] [--once]\n"
+      "                        [--record FILE [--record-limit N]]\n"
       "                        [--verbose|--quiet]\n"
       "\n"
       "Runs vhostlab's vhost-user backend (the spec's \"slave\"): a virtio-net device over split\n"
@@ -42,6 +43,14 @@ void Help(FILE* out) {
       "                  on one port); a TX packet waits for an RX buffer, it is never dropped.\n"
       "                  sink: TX only; every packet is read (through the IOTLB) and checksummed.\n"
       "  --queues N      queue pairs offered (GET_QUEUE_NUM answers N; MQ); default 1, max 64.\n"
+      "  --poll MODE     how workers wait for work (default adaptive:200):\n"
+      "                    adaptive[:US]  keep polling the rings (and the control thread its\n"
+      "                                   socket) for US microseconds after the last work, with\n"
+      "                                   guest kicks suppressed (VRING_USED_F_NO_NOTIFY), then\n"
+      "                                   sleep until a kick;\n"
+      "                    busy           workers never sleep (a core each, like DPDK's PMD);\n"
+      "                    interrupt      sleep as soon as a pass finds nothing (every kick and\n"
+      "                                   every message wakes a thread).\n"
       "  --once          exit after the first front-end disconnects instead of waiting for more.\n"
       "  --record FILE   record an IOTLB trace: every UPDATE/INVALIDATE/MISS with timestamps, the\n"
       "                  memory table, and every translation the datapath asked for (iova, length,\n"
@@ -107,6 +116,12 @@ int RunBackend(int argc, char** argv) {
         return 2;
       }
       opts.queue_pairs = static_cast<uint32_t>(n);
+    } else if (a == "--poll") {
+      const std::string v = value("--poll");
+      if (Status st = ParsePollMode(v, &opts.poll, &opts.spin_us); !st.ok()) {
+        std::fprintf(stderr, "vhostlab backend: %s\n", st.message().c_str());
+        return 2;
+      }
     } else if (a == "--record") {
       opts.record_path = value("--record");
     } else if (a == "--record-limit") {
