@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "core/backend/test_frontend.hpp"
 #include "core/iotlb/registry.hpp"
@@ -339,6 +340,38 @@ TEST(DatapathTest, OneMissPerPageInFlightWhateverElseTheIotlbDoes) {
   EXPECT_EQ(again->iova, buf);
   rig.Map(kTxBufs, kPage, protocol::kIotlbPermRo);
   ASSERT_TRUE(rig.tx->WaitUsed(1));
+}
+
+// Pipelined misses: a burst of chains in unmapped pages gets all its MISSes at once, before
+// the front-end answered any, so the vIOMMU answers them back to back.
+TEST(DatapathTest, MissesOfABurstAreSentTogether) {
+  Rig rig(DeviceMode::kSink, true);
+  rig.fe.Setup(true);
+  rig.MapRings();
+  rig.tx = &rig.fe.AddQueue(1, kQueueSize, kTxRing);
+  rig.fe.StartQueue(*rig.tx, [&](uint64_t off) { return rig.RingAddr(off); });
+  std::mt19937 rng(17);
+  constexpr uint32_t kChains = 8;
+  for (uint32_t i = 0; i < kChains; ++i) {
+    const std::vector<uint8_t> frame = rig.MakePacket(i, rng);
+    rig.tx->Post({{rig.Addr(kTxBufs + i * kSlot), static_cast<uint32_t>(kHdr + frame.size()),
+                   false}}, /*notify=*/i + 1 == kChains);
+  }
+  std::set<uint64_t> pages;
+  while (pages.size() < kChains) {
+    auto m = rig.fe.backend_channel().Receive(kTimeoutMs);
+    ASSERT_TRUE(m.ok()) << "only " << pages.size() << " MISSes came without any answer";
+    protocol::IotlbMsg miss;
+    std::memcpy(&miss, m->payload.data(), sizeof(miss));
+    ASSERT_EQ(miss.type, static_cast<uint8_t>(protocol::IotlbType::kMiss));
+    EXPECT_TRUE(pages.insert(miss.iova & ~(kPage - 1)).second) << "page asked for twice";
+  }
+  for (uint32_t i = 0; i < kChains; ++i)
+    EXPECT_TRUE(pages.count(kIovaBase + kTxBufs + i * kSlot)) << "chain " << i;
+  rig.Map(kTxBufs, kChains * kSlot, protocol::kIotlbPermRo);
+  ASSERT_TRUE(rig.tx->WaitUsed(kChains));
+  EXPECT_EQ(rig.Stats().tx_packets, kChains);
+  EXPECT_EQ(rig.Stats().drops, 0u);
 }
 
 TEST(DatapathTest, WrongPermissionSendsAccessFailAndCompletesWithZeroLength) {

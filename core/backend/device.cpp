@@ -573,7 +573,13 @@ class DeviceImpl final : public Device {
     ChainStatus WalkNext(QueueState& q, virtio::Chain* chain, ChainFault* fault) {
       if (q.stalled) {
         // The ring itself is translated; a stalled chain is retried once the IOTLB moved.
-        if (q.stalled_generation == reader_->generation()) return ChainStatus::kMiss;
+        // Meanwhile chains published since get their misses sent ahead too.
+        if (q.stalled_generation == reader_->generation()) {
+          if (q.ring.attached() && q.missed_ahead < kBurst && q.ring.AvailCount() > q.missed_ahead)
+            MissAhead(q, q.missed_ahead);
+          fresh_miss_ = false;
+          return ChainStatus::kMiss;
+        }
         q.stalled = false;
         ++retries_;
       }
@@ -586,8 +592,29 @@ class DeviceImpl final : public Device {
         dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_);
         q.stalled = true;
         q.stalled_generation = reader_->generation();
+        q.missed_ahead = 1;
+        MissAhead(q, 1);
       }
+      fresh_miss_ = s == ChainStatus::kMiss;
       return s;
+    }
+
+    // Pipelined misses: the chains published after the one that missed (up to a burst) are
+    // walked too, and the first missing page of each gets its MISS now, so the front-end
+    // answers them back to back instead of one round trip per chain. Nothing is consumed, and
+    // only chains the driver published (below avail->idx) are read.
+    void MissAhead(QueueState& q, uint16_t first) {
+      const uint16_t avail = q.ring.AvailCount();
+      const uint16_t end = static_cast<uint16_t>(std::min<uint32_t>(avail, kBurst));
+      current_queue_ = static_cast<uint16_t>(q.index);
+      auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
+      for (uint16_t k = first; k < end; ++k) {
+        const ChainStatus s = q.ring.Walk(q.ring.HeadAt(k), dev_->config_.indirect, translate,
+                                          &ahead_chain_, &ahead_fault_, &ahead_indirect_);
+        if (s == ChainStatus::kMiss)
+          dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_);
+      }
+      q.missed_ahead = std::max(q.missed_ahead, end);
     }
 
     // Completes the chain at the head of `q` with `len` and consumes it.
@@ -672,7 +699,11 @@ class DeviceImpl final : public Device {
       bool progress = false;
       for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
-        if (s == ChainStatus::kMiss) break;
+        if (s == ChainStatus::kMiss) {
+          // A new miss: the RX buffers these packets will need get their misses now too.
+          if (fresh_miss_ && rx_.ring.attached() && !rx_.stalled) MissAhead(rx_, 0);
+          break;
+        }
         if (s != ChainStatus::kOk) {
           progress = true;
           Reject(tx_, s, fault_);
@@ -754,7 +785,9 @@ class DeviceImpl final : public Device {
     QueueState& rx_;
     QueueState& tx_;
     std::unique_ptr<Reader> reader_;
-    virtio::Chain tx_chain_, rx_chain_;
+    virtio::Chain tx_chain_, rx_chain_, ahead_chain_;
+    ChainFault ahead_fault_;
+    std::vector<virtio::Desc> ahead_indirect_;
     ChainFault fault_;
     std::vector<virtio::Desc> indirect_;
     bool rx_pushed_ = false, tx_pushed_ = false;
@@ -764,6 +797,7 @@ class DeviceImpl final : public Device {
     uint64_t burst_epoch_ = 0;
     uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
     bool notifications_off_ = false;  // VRING_USED_F_NO_NOTIFY set while polling
+    bool fresh_miss_ = false;         // the last WalkNext walked and missed (not a stalled retry)
     bool rearmed_ = false;            // notifications turned on since the last work: may sleep
     std::vector<uint8_t*> ring_pages_;  // TranslateRing scratch
   };

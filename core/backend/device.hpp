@@ -123,6 +123,7 @@ struct QueueState {
   uint64_t ring_generation = 0;
   bool stalled = false;        // waiting for the IOTLB to change (miss or untranslatable ring)
   uint64_t stalled_generation = 0;
+  uint16_t missed_ahead = 0;   // chains from the head whose misses were sent while stalled
   uint32_t logged_errors = 0;  // rate limit for per-queue error logs
 
   bool Active() const { return started && enabled && num && addr_set; }

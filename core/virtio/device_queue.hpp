@@ -151,6 +151,11 @@ class DeviceRing {
     return std::atomic_ref<uint16_t>(avail_->ring[last_avail_ % num_])
         .load(std::memory_order_relaxed);
   }
+  // The head `k` places after the next one (k < AvailCount()).
+  uint16_t HeadAt(uint16_t k) const {
+    return std::atomic_ref<uint16_t>(avail_->ring[static_cast<uint16_t>(last_avail_ + k) % num_])
+        .load(std::memory_order_relaxed);
+  }
   void Consume() { ++last_avail_; }
 
   // Writes a used element (not yet visible to the driver until PublishUsed()).
