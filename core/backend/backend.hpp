@@ -29,7 +29,7 @@ const char* PollModeName(PollMode m);
 struct BackendOptions {
   std::string socket_path;
   bool client = false;              // connect to the front-end's socket instead of listening
-  std::string iotlb = "reference";  // a name from iotlb::DesignNames()
+  std::string iotlb = "hash";       // a name from iotlb::DesignNames(); iotlb::kDefaultDesign
   DeviceMode mode = DeviceMode::kLoopback;
   uint32_t queue_pairs = 1;         // offered with MQ; GET_QUEUE_NUM answers this
   bool serve_forever = true;        // keep accepting after a front-end disconnects

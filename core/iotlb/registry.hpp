@@ -59,4 +59,31 @@ void ForEachDesign(F&& f) {
 
 inline std::vector<std::string> DesignNames() { return internal::Names(AllDesigns{}); }
 
+// The design `vhostlab backend` and `vhostlab run` use unless told otherwise: the one that
+// measured fastest across the workloads (translate-only tables from 16 to 256 Ki entries, the
+// end-to-end profiles, and the replayed traces of real QEMU guests; README and
+// results/traces/). `reference` stays the oracle of the tests.
+inline constexpr std::string_view kDefaultDesign = "hash";
+
+// What each design is for, in one line (for `vhostlab designs`).
+inline std::string_view DesignSummary(std::string_view name) {
+  struct Row {
+    std::string_view name, summary;
+  };
+  static constexpr Row kRows[] = {
+      {"reference", "ordered map (std::map); the oracle every other design is checked against"},
+      {"list", "DPDK's sorted list walked linearly, 2048 entries max: the baseline to beat"},
+      {"interval", "Linux vhost's interval tree (augmented red-black tree)"},
+      {"sorted", "sorted array, branch-free binary search; cheap to read, costly to update"},
+      {"hash", "page-number hash, one probe per page size: fastest overall (the default)"},
+      {"hash-absl", "the same page hash on absl::flat_hash_map (SwissTable)"},
+      {"radix", "page-table-like radix tree: flat lookup cost at any table size"},
+      {"microcache-hash", "per-queue 4-way micro-cache in front of hash: for hot buffer sets"},
+      {"microcache-radix", "per-queue 4-way micro-cache in front of radix: for hot buffer sets"},
+  };
+  for (const Row& r : kRows)
+    if (r.name == name) return r.summary;
+  return "";
+}
+
 }  // namespace vhostlab::iotlb
