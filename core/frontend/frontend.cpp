@@ -20,6 +20,7 @@ namespace {
 // (guest memory stays below 8 GiB) so an IOVA can never pass for a GPA.
 constexpr uint64_t kIovaBase = 0x40ull << 32;
 constexpr uint64_t kIovaPerQueue = 1ull << 40;  // 1 TiB: see QueueDriver::Build for its layout
+constexpr uint64_t kMaxWorkingSet = 1ull << 30;
 
 uint64_t NowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -43,6 +44,22 @@ Status Validate(const FrontendConfig& c) {
   if (c.packets && c.packets < c.queue_pairs) return Error{"fewer packets than queue pairs"};
   if (c.flush_batch == 0 || c.flush_batch > 65536)
     return Error{"flush batch must be 1..65536, not " + std::to_string(c.flush_batch)};
+  // Guest memory regions start 4 GiB apart (GuestMemory), and every byte is populated.
+  if (c.working_set > kMaxWorkingSet)
+    return Error{"working set must be at most 1 GiB per queue pair, not " +
+                 std::to_string(c.working_set) + " bytes"};
+  if (c.working_set * c.queue_pairs > 4 * kMaxWorkingSet)
+    return Error{"working set times queue pairs must be at most 4 GiB"};
+  if (c.storm_interval) {
+    if (!c.iommu || (c.mapping != Mapping::kStatic && c.mapping != Mapping::kCold))
+      return Error{"an INVALIDATE storm needs the IOMMU on and static or cold mapping"};
+    if (c.storm_interval > (1ull << 32))
+      return Error{"storm interval must be at most 2^32 packets, not " +
+                   std::to_string(c.storm_interval)};
+    if (c.storm_burst == 0 || c.storm_burst > 4096 || c.storm_burst * c.page_size > (256ull << 20))
+      return Error{"storm burst must be 1..4096 pages and at most 256 MiB, not " +
+                   std::to_string(c.storm_burst) + " pages"};
+  }
   return {};
 }
 
@@ -190,6 +207,8 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   std::atomic<bool> stop{false}, go{false};
   std::vector<std::atomic<uint64_t>> progress(config.queue_pairs);
   std::vector<std::atomic<int>> tids(config.queue_pairs);
+  std::vector<std::atomic<bool>> warmed(config.queue_pairs);
+  std::vector<QueueResult> warm(config.queue_pairs);
   out.queues.resize(config.queue_pairs);
   std::vector<std::thread> threads;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
@@ -202,17 +221,40 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
           VL_WARN("queue %u: could not pin to CPU %d", q, config.cpus[q % config.cpus.size()]);
       }
       tids[q].store(static_cast<int>(gettid()));
+      // A working set is first toured once, untimed: the first touch of each of its pages
+      // faults on both sides (~10 us each in a VM), which is set-up, not the IOTLB's cost.
+      if (uint64_t n = drivers[q]->WarmupPackets()) warm[q] = drivers[q]->Warmup(stop, n);
+      warmed[q].store(true);
       while (!go.load()) std::this_thread::yield();
+      if (!warm[q].error.empty()) {
+        out.queues[q] = warm[q];
+        out.queues[q].error = "warm-up: " + warm[q].error;
+        return;
+      }
       out.queues[q] = drivers[q]->Run(stop, &progress[q]);
+      // Warm-up packets are not counted, but their losses and errors are.
+      out.queues[q].drops += warm[q].drops;
+      out.queues[q].verify_errors += warm[q].verify_errors;
+      out.queues[q].sequence_errors += warm[q].sequence_errors;
+      out.queues[q].warmup_packets = warm[q].rx_packets + warm[q].sink_packets;
     });
   }
-  // Start line: every thread pinned and its tid known (bounded wait), then the hook, then go.
+  // Start line: every thread pinned and its tid known (bounded wait) and its warm-up done
+  // (bounded by the caller's stop flag), then the hook, then go.
   std::vector<int> tid_list(config.queue_pairs, 0);
   const uint64_t tid_deadline = NowNs() + 5'000'000'000ull;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
     while (tids[q].load() == 0 && NowNs() < tid_deadline) std::this_thread::yield();
     tid_list[q] = tids[q].load();
   }
+  const uint64_t t_warmup = NowNs();
+  for (uint32_t q = 0; q < config.queue_pairs; ++q) {
+    while (!warmed[q].load()) {
+      if (config.stop && config.stop->load()) stop.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  out.warmup_ns = NowNs() - t_warmup;
   if (config.on_traffic_start) config.on_traffic_start(tid_list);
   const uint64_t t_traffic = NowNs();
   go.store(true);

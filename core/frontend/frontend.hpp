@@ -15,6 +15,10 @@
 //   strict: map before every buffer, unmap + INVALIDATE (acked) after it completes;
 //   cold:   the page table is complete but nothing is pushed except each ring's used page (as
 //           QEMU does): every other translation reaches the backend as a MISS answer.
+// Two workload knobs apply to any model: a working set spreads the buffers over many more
+// pages than the ring needs (toured once, untimed, before the start line so first-touch page
+// faults are not measured), and a storm (static, cold) recycles idle buffer pages under
+// traffic: INVALIDATE each, then map its IOVA onto another guest page (see net_driver.hpp).
 // Address spaces: IOVAs live at 0x4000000000 and above, GPAs below 8 GiB, uaddrs wherever mmap
 // put the regions, so no two of them can be confused. With `scatter`, IOVA-consecutive pages
 // of a buffer pool sit on non-adjacent guest pages and half the buffers straddle a page
@@ -53,6 +57,18 @@ struct FrontendConfig {
   uint32_t mem_regions = 2;
   bool hugetlb = false;        // back guest memory with 2 MiB hugetlb pages when available
   uint32_t flush_batch = 256;  // lazy: windows per deferred invalidation batch
+  // Bytes of guest memory each queue pair's buffers are spread over (receive and transmit pools
+  // together; 0: just the ring's own buffers). With a working set, posts take the free buffer
+  // positions page by page, the pages in a seeded random order (see BufferPlacer), so the
+  // device's translations cover all of it: 256 MiB is 64 Ki 4 KiB pages.
+  uint64_t working_set = 0;
+  // INVALIDATE storm (static and cold mappings): every `storm_interval` packets a queue's driver
+  // recycles `storm_burst` idle buffer pages, as an IOVA allocator reusing freed IOVAs does:
+  // one acked INVALIDATE per page, then each IOVA is mapped again onto a different guest page
+  // (pushed unless cold). A device that kept a stale translation would touch the old page, and
+  // the byte-for-byte check catches it. 0: no storm.
+  uint64_t storm_interval = 0;
+  uint32_t storm_burst = 256;
   // Sink: the backend consumes transmitted packets and returns nothing (vhostlab's sink mode);
   // each transmit completion counts as a packet and the sum of all frame bytes sent is kept so
   // the caller can compare it with the backend's checksum.
@@ -61,6 +77,9 @@ struct FrontendConfig {
   // swapped (static and cold mappings), as a buggy IOMMU would, so the device reads frames from
   // the wrong guest pages. The byte-for-byte check must then report errors.
   bool inject_swapped_pages = false;
+  // Fault injection: storm bursts move pages to new guest pages in the vIOMMU's table without
+  // telling the backend (no INVALIDATE, no UPDATE), so it keeps translating to the old pages.
+  bool inject_silent_storm = false;
   std::vector<int> cpus;  // queue thread i is pinned to cpus[i % size]; empty: not pinned
   int connect_timeout_ms = 10000;
   double stall_seconds = 5;  // no progress for this long: the missing packets count as drops
@@ -84,6 +103,10 @@ struct QueueResult {
   uint64_t sequence_errors = 0;   // duplicated or reordered frames
   uint64_t drops = 0;             // sent, never received
   uint64_t maps = 0, unmaps = 0;  // per-buffer IOMMU operations (lazy/strict)
+  uint64_t storm_bursts = 0;      // storm: bursts done
+  uint64_t storm_pages = 0;       // storm: pages invalidated and mapped again
+  uint64_t storm_ns = 0;          // storm: time the driver spent in bursts
+  uint64_t warmup_packets = 0;    // working set: untimed packets before the run (not counted)
   uint64_t elapsed_ns = 0;        // first post to last packet accounted
   uint64_t end_ns = 0;            // steady-clock time of the last packet accounted
   std::string error;              // non-empty: this queue stopped early
@@ -96,6 +119,7 @@ struct FrontendResult {
   uint64_t misses_received = 0, misses_unresolved = 0, backend_channel_errors = 0;
   uint64_t setup_ns = 0;    // connect .. rings enabled
   uint64_t traffic_ns = 0;  // start line .. the last queue's last packet (not thread joins)
+  uint64_t warmup_ns = 0;   // working set: the untimed lap over every buffer before the start
   bool hugetlb = false;
   std::string notes;            // fallbacks taken (hugetlb), said once
   uint64_t rx_packets() const;  // verified packets (loopback) or completions (sink)

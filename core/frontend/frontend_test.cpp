@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/frontend/guest_memory.hpp"
@@ -77,6 +78,74 @@ TEST(Pool, WithoutScatterPagesAreContiguous) {
   for (uint64_t j = 0; j + 1 < 5; ++j) EXPECT_EQ(pool.page_gpa[j] + 4096, pool.page_gpa[j + 1]);
 }
 
+TEST(BufferPlacer, WithoutSpreadSlotIIsPositionI) {
+  BufferPlacer p;
+  p.Build(8, 2048, 0, 4096, 4, false, 1);
+  for (uint32_t slot : {3u, 0u, 7u}) EXPECT_EQ(p.Take(slot), slot);
+  EXPECT_FALSE(p.PageIdle(1)) << "position 3 is on page 1";
+  EXPECT_TRUE(p.PageIdle(2));
+  p.Release(3);
+  EXPECT_TRUE(p.PageIdle(1));
+}
+
+TEST(BufferPlacer, SpreadVisitsEveryPageOnceBeforeAnyTwice) {
+  // 64 pages of 4 KiB, two 2 KiB positions each, skewed so every other one straddles pages.
+  const uint64_t pages = 64, skew = 2048 - 32;
+  const uint64_t positions = (pages * 4096 - skew) / 2048;
+  BufferPlacer p;
+  p.Build(positions, 2048, skew, 4096, pages, true, 7);
+  ASSERT_EQ(p.order().size(), positions);
+  std::set<uint32_t> all(p.order().begin(), p.order().end());
+  EXPECT_EQ(all.size(), positions) << "every position exactly once per lap";
+  // Page-major: the positions of a page are taken back to back, and a lap touches every page
+  // in an order that is not the identity (the seed shuffles the pages).
+  std::vector<uint64_t> page_order;
+  for (uint32_t pos : p.order()) {
+    uint64_t page = p.Offset(pos) / 4096;
+    if (page_order.empty() || page_order.back() != page) page_order.push_back(page);
+  }
+  EXPECT_EQ(page_order.size(), pages);
+  EXPECT_EQ(std::set<uint64_t>(page_order.begin(), page_order.end()).size(), pages);
+  EXPECT_FALSE(std::is_sorted(page_order.begin(), page_order.end()));
+  // Taking a ring's worth leaves the other pages idle; an owned position is never handed out
+  // twice, even when the cursor laps.
+  std::set<uint32_t> owned;
+  for (uint32_t i = 0; i < 16; ++i) ASSERT_TRUE(owned.insert(p.Take(i)).second);
+  uint64_t idle = 0;
+  for (uint64_t page = 0; page < pages; ++page) idle += p.PageIdle(page);
+  EXPECT_GE(idle, pages - 16);
+  EXPECT_LE(idle, pages - 8);
+  uint32_t kept = *owned.begin();
+  for (uint32_t pos : owned)
+    if (pos != kept) p.Release(pos);
+  for (uint64_t i = 0; i < 3 * positions; ++i) {
+    uint32_t pos = p.Take(0);
+    ASSERT_NE(pos, kept);
+    p.Release(pos);
+  }
+  // A different seed gives a different tour.
+  BufferPlacer q;
+  q.Build(positions, 2048, skew, 4096, pages, true, 8);
+  EXPECT_NE(p.order(), q.order());
+}
+
+TEST(Pool, SwapWithSpareMovesAPageAndKeepsTheOldOneSpare) {
+  auto m = GuestMemory::Create({6 * 4096}, 1, 4096, false);
+  ASSERT_TRUE(m.ok());
+  Pool pool;
+  pool.Build(*m, m->chunk_gpa(0), 4, 4096, false, 2);
+  ASSERT_EQ(pool.spare_gpa.size(), 2u);
+  const uint64_t old = pool.page_gpa[1], spare = pool.spare_gpa[0];
+  EXPECT_EQ(spare, m->chunk_gpa(0) + 4 * 4096) << "spares follow the logical pages";
+  EXPECT_EQ(pool.SwapWithSpare(*m, 1), spare);
+  EXPECT_EQ(pool.page_gpa[1], spare);
+  EXPECT_EQ(pool.page_host[1], m->GpaToHost(spare));
+  EXPECT_EQ(pool.spare_gpa.back(), old);
+  uint8_t b = 0x42;
+  pool.Write(4096 + 5, &b, 1);
+  EXPECT_EQ(m->GpaToHost(spare)[5], 0x42) << "writes follow the page to its new home";
+}
+
 TEST(Frame, DeterministicAndSelfDescribing) {
   std::vector<uint8_t> a(64), b(64), c(64);
   loadgen::FillFrame(a.data(), 64, 7, 1, 42);
@@ -117,6 +186,30 @@ TEST(RunFrontend, RefusesBadConfigBeforeConnecting) {
   c.ring_size = 100;
   EXPECT_FALSE(RunFrontend(c).ok());
   c.ring_size = 256;
+  c.working_set = (1ull << 30) + 1;
+  r = RunFrontend(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("working set"), std::string::npos) << r.error().message;
+  c.working_set = 1ull << 30;
+  c.queue_pairs = 8;
+  EXPECT_FALSE(RunFrontend(c).ok()) << "8 GiB of working set in all";
+  c.queue_pairs = 1;
+  c.working_set = 0;
+  c.storm_interval = 100;
+  c.mapping = Mapping::kStrict;
+  r = RunFrontend(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("storm"), std::string::npos) << r.error().message;
+  c.mapping = Mapping::kStatic;
+  c.storm_burst = 0;
+  EXPECT_FALSE(RunFrontend(c).ok());
+  c.storm_burst = 4097;
+  EXPECT_FALSE(RunFrontend(c).ok());
+  c.storm_burst = 256;
+  c.page_size = 2ull << 20;
+  EXPECT_FALSE(RunFrontend(c).ok()) << "256 pages of 2 MiB is over the 256 MiB bound";
+  c.page_size = 4096;
+  c.storm_interval = 0;
   c.connect_timeout_ms = 100;
   r = RunFrontend(c);
   ASSERT_FALSE(r.ok());

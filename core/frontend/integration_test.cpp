@@ -119,7 +119,9 @@ FrontendConfig Config(const std::string& socket, Mapping mapping, uint64_t page_
 // What must hold after every run against our backend: every packet back, byte-identical, none
 // dropped, and the backend's view of the IOTLB traffic equal to ours.
 void ExpectClean(const FrontendResult& r, const FrontendConfig& c, BackendProcess& backend) {
+  uint64_t warmup = 0;
   for (const auto& q : r.queues) {
+    warmup += q.warmup_packets;
     EXPECT_TRUE(q.error.empty()) << "queue " << q.queue_pair << ": " << q.error;
     EXPECT_EQ(q.tx_packets, q.rx_packets) << "queue " << q.queue_pair;
   }
@@ -133,7 +135,7 @@ void ExpectClean(const FrontendResult& r, const FrontendConfig& c, BackendProces
   EXPECT_EQ(s.iotlb_updates, r.viommu.updates) << "backend applied every UPDATE we sent";
   EXPECT_EQ(s.iotlb_invalidates, r.viommu.invalidates);
   EXPECT_EQ(s.drops, 0u) << "a miss must never drop a packet";
-  EXPECT_EQ(s.rx_packets, c.packets);
+  EXPECT_EQ(s.rx_packets, c.packets + warmup) << "the warm-up's packets came back too";
 }
 
 TEST(FrontendBackendProcesses, StaticScatter4kVerifiesEveryByte) {
@@ -239,6 +241,68 @@ TEST(FrontendBackendProcesses, VerificationCatchesAWrongTranslation) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_GT(r->verify_errors(), 0u);
   EXPECT_LT(r->queues[0].rx_packets, c.packets);
+}
+
+TEST(FrontendBackendProcesses, WorkingSetSpreadsBuffersOverEveryPage) {
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStatic);
+  c.working_set = 8ull << 20;  // 2048 pages of 4 KiB, 8x what a ring of 256 needs
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  // Both pools pushed page by page, and a warm-up lap over every buffer position first.
+  EXPECT_GE(r->viommu.updates, 2048u);
+  EXPECT_GE(r->queues[0].warmup_packets, (8ull << 20) / 2 / 2048 - 2);
+  ExpectClean(*r, c, backend);
+}
+
+TEST(FrontendBackendProcesses, StormInvalidatesAndRemapsIdlePagesDuringTraffic) {
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStatic);
+  c.working_set = 4ull << 20;
+  c.storm_interval = 1000;
+  c.storm_burst = 64;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const QueueResult& q = r->queues[0];
+  EXPECT_GE(q.storm_bursts, c.packets / c.storm_interval - 1);
+  EXPECT_GT(q.storm_pages, q.storm_bursts * c.storm_burst / 2) << "most of each burst was idle";
+  // One acked INVALIDATE and one UPDATE per recycled page, on top of the initial pushes.
+  EXPECT_EQ(r->viommu.invalidates, q.storm_pages);
+  EXPECT_EQ(r->viommu.invalidate_ack_ns.size(), r->viommu.invalidates);
+  ExpectClean(*r, c, backend);
+}
+
+TEST(FrontendBackendProcesses, ColdStormIsServedByMisses) {
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kCold);
+  c.working_set = 4ull << 20;
+  c.storm_interval = 2000;
+  c.storm_burst = 32;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_GT(r->queues[0].storm_pages, 0u);
+  // Nothing pushed but the used rings: the remapped pages come back as MISS answers.
+  EXPECT_EQ(r->viommu.updates, r->viommu.miss_updates + 2);
+  ExpectClean(*r, c, backend);
+}
+
+TEST(FrontendBackendProcesses, VerificationCatchesAStaleTranslationAfterARemap) {
+  // The storm's check must be able to fail: pages moved in the guest's table without an
+  // INVALIDATE leave the backend translating to the old pages.
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStatic);
+  c.working_set = 4ull << 20;
+  c.storm_interval = 1000;
+  c.storm_burst = 64;
+  c.inject_silent_storm = true;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_GT(r->verify_errors(), 0u);
+  EXPECT_EQ(r->viommu.invalidates, 0u);
 }
 
 TEST(FrontendBackendProcesses, SinkModeBackendReadsExactlyTheBytesSent) {

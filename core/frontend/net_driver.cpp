@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <numeric>
+#include <random>
 
 #include "core/loadgen/packet.hpp"
 
@@ -34,6 +36,15 @@ uint64_t SlotBytes(const FrontendConfig& c) {
 // With scatter, slot i starts 32 bytes before a 2 KiB boundary: every other slot straddles a
 // 4 KiB page boundary (and one in 1024 a 2 MiB one).
 uint64_t Skew(const FrontendConfig& c) { return c.scatter ? SlotBytes(c) - 32 : 0; }
+// Bytes of one pool: the ring's buffers, or half the working set (receive and transmit pools
+// share it) when that is more.
+uint64_t PoolBytes(const FrontendConfig& c) {
+  return std::max(Skew(c) + uint64_t{c.ring_size} * SlotBytes(c), c.working_set / 2);
+}
+// Spare guest pages per pool: a storm burst may take all of its pages from one pool.
+uint64_t SparePages(const FrontendConfig& c) {
+  return c.iommu && c.storm_interval ? c.storm_burst : 0;
+}
 
 }  // namespace
 
@@ -62,12 +73,14 @@ uint64_t Pool::PagesFor(uint64_t bytes, uint64_t page_size, bool scatter) {
   return std::max<uint64_t>(4, pages + (pages & 1));
 }
 
-void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64_t ps,
-                 bool scatter) {
+void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64_t ps, bool scatter,
+                 uint64_t spares) {
   page_size = ps;
   chunk_gpa = gpa;
   page_gpa.resize(pages);
   page_host.resize(pages);
+  spare_gpa.clear();
+  for (uint64_t k = 0; k < spares; ++k) spare_gpa.push_back(gpa + (pages + k) * ps);
   for (uint64_t j = 0; j < pages; ++j) {
     // perm(j): even pages fill the first half, odd pages the second (pages is even, >= 4 when
     // scattering), so consecutive logical pages are pages/2 guest pages apart forwards or
@@ -76,6 +89,67 @@ void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64
     page_gpa[j] = gpa + phys * ps;
     page_host[j] = memory.GpaToHost(page_gpa[j], ps);
   }
+}
+
+uint64_t Pool::SwapWithSpare(const GuestMemory& memory, uint64_t page) {
+  // Oldest spare first: a page that just left the pool is reused last.
+  uint64_t fresh = spare_gpa.front();
+  spare_gpa.erase(spare_gpa.begin());
+  spare_gpa.push_back(page_gpa[page]);
+  page_gpa[page] = fresh;
+  page_host[page] = memory.GpaToHost(fresh, page_size);
+  return fresh;
+}
+
+void BufferPlacer::Build(uint64_t positions, uint64_t slot_bytes, uint64_t skew, uint64_t page_size,
+                         uint64_t pages, bool spread, uint64_t seed) {
+  slot_bytes_ = slot_bytes;
+  skew_ = skew;
+  page_size_ = page_size;
+  spread_ = spread;
+  cursor_ = 0;
+  owned_.assign(positions, false);
+  page_owned_.assign(pages, 0);
+  order_.clear();
+  if (!spread) return;
+  // rank[page]: the page's place in a seeded permutation; a position sorts by the rank of the
+  // page it starts on, then by its own index.
+  std::vector<uint64_t> rank(pages);
+  std::iota(rank.begin(), rank.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(rank.begin(), rank.end(), rng);
+  std::vector<std::pair<uint64_t, uint32_t>> keyed;
+  for (uint64_t p = 0; p < positions; ++p) {
+    const uint64_t page = Offset(static_cast<uint32_t>(p)) / page_size;
+    keyed.emplace_back(rank[page] * positions + p, static_cast<uint32_t>(p));
+  }
+  std::sort(keyed.begin(), keyed.end());
+  for (const auto& [key, p] : keyed) order_.push_back(p);
+}
+
+void BufferPlacer::Count(uint32_t position, int delta) {
+  const uint64_t first = Offset(position) / page_size_;
+  const uint64_t last = (Offset(position) + slot_bytes_ - 1) / page_size_;
+  for (uint64_t page = first; page <= last && page < page_owned_.size(); ++page)
+    page_owned_[page] += static_cast<uint32_t>(delta);
+}
+
+uint32_t BufferPlacer::Take(uint32_t slot) {
+  uint32_t position = slot;
+  if (spread_) {
+    while (owned_[order_[cursor_]]) cursor_ = (cursor_ + 1) % order_.size();
+    position = order_[cursor_];
+    cursor_ = (cursor_ + 1) % order_.size();
+  }
+  owned_[position] = true;
+  Count(position, +1);
+  return position;
+}
+
+void BufferPlacer::Release(uint32_t position) {
+  if (!owned_[position]) return;
+  owned_[position] = false;
+  Count(position, -1);
 }
 
 void Pool::Write(uint64_t off, const uint8_t* src, uint32_t len) {
@@ -110,8 +184,9 @@ QueueDriver::QueueDriver(const FrontendConfig& config, uint32_t queue_pair, Gues
 
 std::vector<uint64_t> QueueDriver::ChunkSizes(const FrontendConfig& c) {
   uint64_t ring = DriverRing::BytesFor(c.ring_size);
-  uint64_t pool_bytes = Skew(c) + uint64_t{c.ring_size} * SlotBytes(c);
-  uint64_t pool = Pool::PagesFor(pool_bytes, c.page_size, c.scatter && c.iommu) * c.page_size;
+  uint64_t pool =
+      (Pool::PagesFor(PoolBytes(c), c.page_size, c.scatter && c.iommu) + SparePages(c)) *
+      c.page_size;
   return {ring, ring, pool, pool};
 }
 
@@ -131,10 +206,18 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
     r.kick.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     r.call.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   }
-  uint64_t pool_pages =
-      Pool::PagesFor(skew_ + uint64_t{config_.ring_size} * slot_bytes_, ps, scatter);
-  rx_pool_.Build(*memory_, gpas[2], pool_pages, ps, scatter);
-  tx_pool_.Build(*memory_, gpas[3], pool_pages, ps, scatter);
+  uint64_t pool_pages = Pool::PagesFor(PoolBytes(config_), ps, scatter);
+  rx_pool_.Build(*memory_, gpas[2], pool_pages, ps, scatter, SparePages(config_));
+  tx_pool_.Build(*memory_, gpas[3], pool_pages, ps, scatter, SparePages(config_));
+  // Every position whose buffer fits in the pool; without a working set, one per descriptor.
+  const bool spread = config_.working_set > 0;
+  const uint64_t positions =
+      spread ? (pool_pages * ps - skew_) / slot_bytes_ : uint64_t{config_.ring_size};
+  const uint64_t seed = config_.seed * 0x9e3779b97f4a7c15ull + qp_;
+  rx_place_.Build(positions, slot_bytes_, skew_, ps, pool_pages, spread, seed);
+  tx_place_.Build(positions, slot_bytes_, skew_, ps, pool_pages, spread, ~seed);
+  rx_pos_.assign(config_.ring_size, 0);
+  tx_pos_.assign(config_.ring_size, 0);
   rx_pool_.static_iova = iova_base + kRxPoolIova;
   tx_pool_.static_iova = iova_base + kTxPoolIova;
   // A buffer spans at most ceil(slot / page) + 1 pages; one more, never mapped, is a guard so
@@ -255,8 +338,9 @@ Status QueueDriver::FlushLazy() {
 }
 
 Status QueueDriver::PostRx(uint16_t slot) {
+  rx_pos_[slot] = rx_place_.Take(slot);
   Result<uint64_t> addr =
-      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, SlotOffset(slot),
+      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, rx_place_.Offset(rx_pos_[slot]),
              static_cast<uint32_t>(slot_bytes_), protocol::kIotlbPermRw, &rx_held_[slot]);
   if (!addr.ok()) return addr.error();
   rx_.desc[slot] = virtio::Desc{*addr, static_cast<uint32_t>(slot_bytes_), virtio::kDescFWrite, 0};
@@ -264,6 +348,65 @@ Status QueueDriver::PostRx(uint16_t slot) {
   ++rx_.avail_idx;
   rx_posted_[slot] = true;
   return {};
+}
+
+Status QueueDriver::StormBurst() {
+  const uint64_t ps = config_.page_size;
+  struct Victim {
+    Pool* pool;
+    uint64_t page;
+    uint8_t perm;
+  };
+  std::vector<Victim> victims;
+  // Half of the burst from each pool (the receive pool takes the odd page); a pool with fewer
+  // idle pages gives what it has.
+  for (int side = 0; side < 2; ++side) {
+    Pool& pool = side == 0 ? rx_pool_ : tx_pool_;
+    const BufferPlacer& place = side == 0 ? rx_place_ : tx_place_;
+    const uint8_t perm = side == 0 ? protocol::kIotlbPermRw : protocol::kIotlbPermRo;
+    uint64_t want = side == 0 ? (config_.storm_burst + 1) / 2 : config_.storm_burst / 2;
+    uint64_t& cursor = storm_cursor_[side];
+    for (uint64_t scanned = 0; want && scanned < place.pages(); ++scanned) {
+      const uint64_t page = cursor;
+      cursor = (cursor + 1) % place.pages();
+      if (!place.PageIdle(page)) continue;
+      victims.push_back({&pool, page, perm});
+      --want;
+    }
+  }
+  // The flush first (each INVALIDATE acked: after it the device may not use the page), then
+  // the IOVAs are reused for other guest pages.
+  const bool silent = config_.inject_silent_storm;
+  for (const Victim& v : victims)
+    if (Status s = viommu_->Unmap(v.pool->static_iova + v.page * ps, 1, !silent); !s.ok()) return s;
+  const bool push = config_.mapping != Mapping::kCold && !silent;
+  for (const Victim& v : victims) {
+    const uint64_t gpa = v.pool->SwapWithSpare(*memory_, v.page);
+    if (Status s = viommu_->Map(v.pool->static_iova + v.page * ps,
+                                std::span<const uint64_t>(&gpa, 1), v.perm, push);
+        !s.ok())
+      return s;
+  }
+  ++result_.storm_bursts;
+  result_.storm_pages += victims.size();
+  return {};
+}
+
+uint64_t QueueDriver::WarmupPackets() const {
+  if (config_.working_set == 0) return 0;
+  return std::max(rx_place_.positions(), tx_place_.positions());
+}
+
+QueueResult QueueDriver::Warmup(const std::atomic<bool>& stop, uint64_t packets) {
+  const uint64_t timed = packets_;
+  packets_ = packets;
+  warming_ = true;
+  QueueResult warm = Run(stop, nullptr);
+  warming_ = false;
+  packets_ = timed;
+  result_ = QueueResult{};
+  result_.queue_pair = qp_;
+  return warm;
 }
 
 Status QueueDriver::PostAllRx() {
@@ -298,6 +441,8 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
   const uint64_t deadline =
       config_.seconds > 0 ? start + static_cast<uint64_t>(config_.seconds * 1e9) : 0;
   uint64_t last_progress = start;
+  const bool storm = config_.iommu && config_.storm_interval > 0 && !warming_;
+  uint64_t next_storm = config_.storm_interval;
   auto fail = [&](std::string why) { result_.error = std::move(why); };
 
   while (result_.error.empty()) {
@@ -313,6 +458,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         break;
       }
       tx_busy[e.id] = false;
+      tx_place_.Release(tx_pos_[e.id]);
       if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
       tx_free.push_back(static_cast<uint16_t>(e.id));
       progressed = true;
@@ -337,6 +483,8 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         break;
       }
       rx_posted_[e.id] = false;
+      const uint64_t rx_off = rx_place_.Offset(rx_pos_[e.id]);
+      rx_place_.Release(rx_pos_[e.id]);
       if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
         fail(s.message());
         break;
@@ -345,7 +493,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       if (e.len != kHdr + size) {
         ++result_.verify_errors;
       } else {
-        rx_pool_.Read(SlotOffset(e.id) + kHdr, got.data(), size);
+        rx_pool_.Read(rx_off + kHdr, got.data(), size);
         if (!loadgen::FrameSeq(got.data(), size, &seq) || seq >= tx_seq) {
           ++result_.verify_errors;
         } else if (seq < next_seq) {
@@ -364,7 +512,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       }
       // Poison the buffer's frame so a device that reports a length without writing is caught.
       std::memset(got.data(), 0xA5, size);
-      rx_pool_.Write(SlotOffset(e.id) + kHdr, got.data(), size);
+      rx_pool_.Write(rx_off + kHdr, got.data(), size);
       if (Status s = PostRx(static_cast<uint16_t>(e.id)); !s.ok()) {
         fail(s.message());
         break;
@@ -393,7 +541,8 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         for (uint32_t b = 0; b < size; ++b) sum += frame[kHdr + b];
         tx_sum[slot] = sum;
       }
-      uint64_t off = SlotOffset(slot);
+      tx_pos_[slot] = tx_place_.Take(slot);
+      uint64_t off = tx_place_.Offset(tx_pos_[slot]);
       tx_pool_.Write(off, frame.data(), kHdr + size);
       Result<uint64_t> addr = DmaMap(tx_pool_, tx_win_base_, tx_free_windows_, off, kHdr + size,
                                      protocol::kIotlbPermRo, &tx_held_[slot]);
@@ -412,6 +561,17 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       __atomic_store_n(&tx_.avail->idx, tx_.avail_idx, __ATOMIC_RELEASE);
       Kick(tx_);
       progressed = true;
+    }
+    // The storm runs while the packets just posted are in flight: the device translates while
+    // the INVALIDATEs wait for their acks.
+    if (storm && tx_seq >= next_storm) {
+      next_storm = tx_seq + config_.storm_interval;
+      const uint64_t t0 = NowNs();
+      if (Status s = StormBurst(); !s.ok()) {
+        fail("storm: " + s.message());
+        break;
+      }
+      result_.storm_ns += NowNs() - t0;
     }
     if (progress) progress->store(next_seq, std::memory_order_relaxed);
     if (target && next_seq >= target) break;
@@ -451,6 +611,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       ++tx_.last_used;
       if (e.id >= num || !tx_busy[e.id]) break;
       tx_busy[e.id] = false;
+      tx_place_.Release(tx_pos_[e.id]);
       if (config_.sink) {
         ++result_.sink_packets;
         result_.sent_byte_sum += tx_sum[e.id];

@@ -1,12 +1,19 @@
 // The guest virtio-net driver side of one queue pair (receiveq = ring 2q, transmitq = 2q + 1),
 // over split rings in guest memory.
 //
-// Buffers: descriptor i of a ring always uses buffer slot i of that ring's Pool, one descriptor
-// per packet (VERSION_1 header + frame in one buffer). A Pool is a run of guest pages; its
-// logical page j lives at guest page perm(j), where perm interleaves the pages when `scatter`
-// (so IOVA-consecutive pages are never guest-adjacent) and is the identity otherwise. Slot i
-// starts at skew + i * slot_bytes; with `scatter` the skew makes every other slot straddle a
-// page boundary.
+// Buffers: one descriptor per packet (VERSION_1 header + frame in one buffer) at a buffer
+// position of that ring's Pool, chosen by a BufferPlacer: without a working set descriptor i
+// always uses position i; with one, each post takes the next free position of a much larger
+// pool. A Pool is a run of guest pages; its logical page j lives at guest page perm(j), where
+// perm interleaves the pages when `scatter` (so IOVA-consecutive pages are never guest-adjacent)
+// and is the identity otherwise. Position i starts at skew + i * slot_bytes; with `scatter` the
+// skew makes every other position straddle a page boundary.
+//
+// INVALIDATE storm (FrontendConfig::storm_interval): between posts, the queue's thread takes
+// storm_burst idle pages (no buffer the device owns touches them) from its pools, sends one
+// acked INVALIDATE per page, then maps each IOVA again onto one of the pool's spare guest
+// pages, the old page becoming a spare. Buffers posted there later must be translated with the
+// new mapping: a stale translation reads or writes the old page, and the check below sees it.
 //
 // Flow control: at most ring_size packets are in flight (sent, not yet received or declared
 // lost), and every received buffer is re-posted at once, so a correct device always finds a
@@ -58,13 +65,51 @@ struct Pool {
   uint64_t chunk_gpa = 0;
   std::vector<uint64_t> page_gpa;   // logical page -> guest page
   std::vector<uint8_t*> page_host;  // logical page -> our pointer
+  std::vector<uint64_t> spare_gpa;  // guest pages no logical page uses (storm remaps onto them)
   uint64_t static_iova = 0;         // IOVA of logical offset 0 (static and cold mappings)
 
   static uint64_t PagesFor(uint64_t bytes, uint64_t page_size, bool scatter);
+  // `pages` logical pages, then `spares` spare guest pages after them in the chunk.
   void Build(const GuestMemory& memory, uint64_t chunk_gpa, uint64_t pages, uint64_t page_size,
-             bool scatter);
+             bool scatter, uint64_t spares = 0);
+  // Logical page `page` now lives at the next spare guest page; its old page becomes a spare.
+  // Returns the new guest page.
+  uint64_t SwapWithSpare(const GuestMemory& memory, uint64_t page);
   void Write(uint64_t off, const uint8_t* src, uint32_t len);
   void Read(uint64_t off, uint8_t* dst, uint32_t len) const;
+};
+
+// Chooses the pool position of every posted buffer and counts, per pool page, the buffers the
+// device owns there (a page with none is idle: the storm may remap it).
+// Without `spread`, descriptor slot i always takes position i. With it, positions are visited
+// in one fixed order: the pool's pages in a seeded random order, every position of a page
+// before the next page (as Linux's page_frag allocator packs consecutive skbs into one page),
+// so the buffers in flight cover a moving window of pages spread over the whole pool, every page
+// is used before any page twice, and the pages outside the window are idle; a position still
+// owned by the device is skipped.
+// Invariant: at most `positions` buffers are owned at once (the ring holds no more than its
+// size, and a spread pool has at least that many positions), so Take always finds one.
+class BufferPlacer {
+ public:
+  void Build(uint64_t positions, uint64_t slot_bytes, uint64_t skew, uint64_t page_size,
+             uint64_t pages, bool spread, uint64_t seed);
+  uint32_t Take(uint32_t slot);  // the position for descriptor `slot`'s next buffer
+  void Release(uint32_t position);
+  uint64_t Offset(uint32_t position) const { return skew_ + uint64_t{position} * slot_bytes_; }
+  bool PageIdle(uint64_t page) const { return page_owned_[page] == 0; }
+  uint64_t positions() const { return owned_.size(); }
+  uint64_t pages() const { return page_owned_.size(); }
+  const std::vector<uint32_t>& order() const { return order_; }
+
+ private:
+  void Count(uint32_t position, int delta);
+
+  uint64_t slot_bytes_ = 0, skew_ = 0, page_size_ = 0;
+  bool spread_ = false;
+  std::vector<uint32_t> order_;  // spread: visiting order of the positions
+  std::size_t cursor_ = 0;
+  std::vector<bool> owned_;           // per position: the device owns a buffer there
+  std::vector<uint32_t> page_owned_;  // per page: buffers the device owns on it
 };
 
 class QueueDriver {
@@ -88,13 +133,19 @@ class QueueDriver {
   Status PostAllRx();
   // The traffic loop; returns when all packets are accounted for, stop is set, or it stalls.
   QueueResult Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress);
+  // Packets of one lap over every buffer position of both pools (0 without a working set): the
+  // warm-up that faults every page of the working set in on both sides before timing starts.
+  uint64_t WarmupPackets() const;
+  // Runs `packets` packets untimed and without storms, then resets the counts so Run starts
+  // afresh; the warm-up's own result (drops and verify errors count against the run) is
+  // returned.
+  QueueResult Warmup(const std::atomic<bool>& stop, uint64_t packets);
 
  private:
   struct Window {
     uint64_t iova;
     uint64_t pages;
   };
-  uint64_t SlotOffset(uint32_t slot) const { return skew_ + uint64_t{slot} * slot_bytes_; }
   // DMA address of `len` bytes at pool offset `off`: GPA (IOMMU off), static IOVA, or a fresh
   // window (lazy, strict) that it maps and records in `held`.
   Result<uint64_t> DmaMap(Pool& pool, uint64_t window_base, std::deque<uint64_t>& free_windows,
@@ -102,6 +153,8 @@ class QueueDriver {
   Status DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows);
   Status FlushLazy();
   Status PostRx(uint16_t slot);
+  // One storm burst: storm_burst idle pages invalidated, then mapped onto spare guest pages.
+  Status StormBurst();
   void Kick(DriverRing& ring);
 
   FrontendConfig config_;
@@ -112,6 +165,10 @@ class QueueDriver {
   uint64_t slot_bytes_ = 0, skew_ = 0;
   DriverRing rx_, tx_;
   Pool rx_pool_, tx_pool_;
+  BufferPlacer rx_place_, tx_place_;
+  std::vector<uint32_t> rx_pos_, tx_pos_;  // per slot: the position of its buffer
+  uint64_t storm_cursor_[2] = {0, 0};      // per pool (rx, tx): where the next burst looks
+  bool warming_ = false;                   // in Warmup: no storm (it only faults pages in)
   uint64_t ring_iova_ = 0, rx_win_base_ = 0, tx_win_base_ = 0, win_pages_ = 0;
   std::deque<uint64_t> rx_free_windows_, tx_free_windows_;
   std::vector<Window> rx_held_, tx_held_;  // per slot: the window mapped for it
