@@ -123,6 +123,12 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("hugepages", &RunConfig::hugepages, "guest memory on 2 MiB hugetlb pages")
       .def_readwrite("flush_batch", &RunConfig::flush_batch,
                      "lazy mapping: windows per deferred invalidation batch")
+      .def_readwrite("working_set", &RunConfig::working_set,
+                     "bytes each queue pair's buffers are spread over (0: the ring's own)")
+      .def_readwrite("storm_interval", &RunConfig::storm_interval,
+                     "INVALIDATE storm: packets per queue between bursts (0: no storm)")
+      .def_readwrite("storm_burst", &RunConfig::storm_burst,
+                     "INVALIDATE storm: idle pages invalidated and remapped per burst")
       .def_readwrite("cpus", &RunConfig::cpus, "front-end queue threads' CPUs; empty = automatic")
       .def_readwrite("timeout_seconds", &RunConfig::timeout_seconds, "whole-run bound")
       .def_readwrite("dpdk_testpmd", &RunConfig::dpdk_testpmd, "backend dpdk: the binary")

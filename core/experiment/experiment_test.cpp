@@ -56,6 +56,69 @@ cpus = [1, 0]
   ASSERT_EQ(p->runs.size(), 1u);
 }
 
+TEST(Profile, WorkingSetAndStormKeys) {
+  auto p = ParseProfile(R"(
+[workload]
+packets = 10
+working_set = "256m"
+storm_interval = 8192
+storm_burst = 128
+)",
+                        "w.toml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->base.working_set, 256ull << 20);
+  EXPECT_EQ(p->base.storm_interval, 8192u);
+  EXPECT_EQ(p->base.storm_burst, 128u);
+  auto bytes = ParseProfile("[workload]\nworking_set = 4096\n", "b.toml");
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_EQ(bytes->base.working_set, 4096u);
+  auto bad = ParseProfile("[workload]\nworking_set = \"lots\"\n", "bad.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("bad.toml:2"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(ParseProfile("[workload]\nworking_set = -1\n", "x").ok());
+  // An integer too large for its field is an error, never a silent truncation.
+  auto big = ParseProfile("[workload]\nstorm_burst = 4294967296\n", "big.toml");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.error().message.find("storm_burst"), std::string::npos) << big.error().message;
+  EXPECT_FALSE(ParseProfile("[workload]\nqueues = 4294967297\n", "x").ok());
+}
+
+TEST(Profile, TheIotlbProfilesShip) {
+  // Issue 8's set: strict, lazy and cold on rings of 1024, large, storm, 2 MiB variants.
+  for (const char* name : {"strict", "lazy", "cold"}) {
+    auto p = LoadProfile(name);
+    ASSERT_TRUE(p.ok()) << name << ": " << p.error().message;
+    EXPECT_EQ(p->base.ring_size, 1024u) << name;
+    EXPECT_EQ(p->base.mapping, name);
+  }
+  auto large = LoadProfile("large");
+  ASSERT_TRUE(large.ok()) << large.error().message;
+  EXPECT_EQ(large->base.working_set / large->base.page_size, 65536u) << "64 Ki pages";
+  auto storm = LoadProfile("storm");
+  ASSERT_TRUE(storm.ok()) << storm.error().message;
+  EXPECT_GT(storm->base.storm_interval, 0u);
+  for (const char* name : {"large-2m", "cold-2m"}) {
+    auto p = LoadProfile(name);
+    ASSERT_TRUE(p.ok()) << name << ": " << p.error().message;
+    EXPECT_EQ(p->base.page_size, 2ull << 20) << name;
+  }
+}
+
+TEST(ParseSize, UnitsAndErrors) {
+  EXPECT_EQ(ParseSize("256m").value(), 256ull << 20);
+  EXPECT_EQ(ParseSize("256MiB").value(), 256ull << 20);
+  EXPECT_EQ(ParseSize("64k").value(), 64ull << 10);
+  EXPECT_EQ(ParseSize("1G").value(), 1ull << 30);
+  EXPECT_EQ(ParseSize("4096").value(), 4096u);
+  EXPECT_EQ(ParseSize("0").value(), 0u);
+  EXPECT_FALSE(ParseSize("").ok());
+  EXPECT_FALSE(ParseSize("m").ok());
+  EXPECT_FALSE(ParseSize("-4k").ok());
+  EXPECT_FALSE(ParseSize("4t").ok());
+  EXPECT_FALSE(ParseSize("99999999999999999999").ok());
+  EXPECT_FALSE(ParseSize("99999999999999g").ok());
+}
+
 TEST(Profile, SweepExpandsCartesianProduct) {
   auto p = ParseProfile(R"(
 [workload]
@@ -153,6 +216,34 @@ TEST(RunExperiment, SinkModeChecksMatch) {
   EXPECT_EQ(r->Get("packets"), 10000);
   EXPECT_EQ(r->Get("sink_checksum_match"), 1);
   EXPECT_EQ(r->Get("verify_errors"), 0);
+}
+
+TEST(RunExperiment, WorkingSetAndStormAreRecorded) {
+  RunConfig c;
+  c.packets = 20000;
+  c.ring_size = 256;
+  c.iotlb = "hash";
+  c.working_set = 4ull << 20;
+  c.storm_interval = 2000;
+  c.storm_burst = 64;
+  c.timeout_seconds = 60;
+  auto r = RunExperiment(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->Get("packets"), 20000);
+  EXPECT_EQ(r->Get("drops"), 0);
+  EXPECT_EQ(r->Get("verify_errors"), 0);
+  EXPECT_GE(r->Get("storm_bursts"), 9);
+  EXPECT_EQ(r->Get("storm_pages"), r->Get("iotlb_invalidates"));
+  EXPECT_GT(r->Get("warmup_packets"), 1000) << "one lap over the working set, untimed";
+  EXPECT_GT(r->Get("invalidate_ack_ns_samples"), 0);
+  const std::string json = r->ToJson();
+  for (const char* key :
+       {"\"working_set\": 4194304", "\"storm_interval\": 2000", "\"storm_burst\": 64"})
+    EXPECT_NE(json.find(key), std::string::npos) << key;
+  c.mapping = "lazy";
+  auto lazy = RunExperiment(c);
+  ASSERT_FALSE(lazy.ok()) << "a storm needs static or cold mapping";
+  EXPECT_NE(lazy.error().message.find("storm"), std::string::npos) << lazy.error().message;
 }
 
 TEST(RunExperiment, ClearErrors) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
 
 namespace vhostlab::experiment {
@@ -72,9 +73,12 @@ const std::map<std::string, Setter>& Setters() {
     };
     auto u64 = [](auto field) {
       return [field](RunConfig& c, const toml::node& n) -> Status {
+        using T = std::remove_reference_t<decltype(c.*field)>;
         Result<uint64_t> v = AsCount(n);
         if (!v.ok()) return v.error();
-        c.*field = static_cast<std::remove_reference_t<decltype(c.*field)>>(*v);
+        if (*v > std::numeric_limits<T>::max())
+          return Error{"at most " + std::to_string(std::numeric_limits<T>::max())};
+        c.*field = static_cast<T>(*v);
         return {};
       };
     };
@@ -85,6 +89,21 @@ const std::map<std::string, Setter>& Setters() {
     m["packet_size"] = u64(&RunConfig::packet_size);
     m["mem_regions"] = u64(&RunConfig::mem_regions);
     m["flush_batch"] = u64(&RunConfig::flush_batch);
+    m["storm_interval"] = u64(&RunConfig::storm_interval);
+    m["storm_burst"] = u64(&RunConfig::storm_burst);
+    m["working_set"] = [](RunConfig& c, const toml::node& n) -> Status {
+      std::string text;
+      if (auto s = n.value<std::string>())
+        text = *s;
+      else if (auto i = n.value<int64_t>(); i && *i >= 0)
+        text = std::to_string(*i);
+      else
+        return Error{"expected a size: bytes, or a string such as \"256m\""};
+      Result<uint64_t> v = ParseSize(text);
+      if (!v.ok()) return v.error();
+      c.working_set = *v;
+      return {};
+    };
     auto seconds = [](double RunConfig::*field) {
       return [field](RunConfig& c, const toml::node& n) -> Status {
         auto v = n.value<double>();
@@ -146,6 +165,29 @@ Result<uint64_t> ParsePageSize(const std::string& text) {
   if (t == "4k" || t == "4kib" || t == "4096") return uint64_t{4096};
   if (t == "2m" || t == "2mib" || t == "2097152") return uint64_t{2} << 20;
   return Error{"page size '" + text + "' is not supported (4k or 2m)"};
+}
+
+Result<uint64_t> ParseSize(const std::string& text) {
+  std::size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (v > (std::numeric_limits<uint64_t>::max() - 9) / 10)
+      return Error{"size '" + text + "' is too large"};
+    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  std::string unit;
+  for (; i < text.size(); ++i)
+    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  if (unit == "k" || unit == "kib") shift = 10;
+  if (unit == "m" || unit == "mib") shift = 20;
+  if (unit == "g" || unit == "gib") shift = 30;
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || shift < 0)
+    return Error{"'" + text + "' is not a size (bytes, or a number with k, m or g: \"256m\")"};
+  if (shift && v > (std::numeric_limits<uint64_t>::max() >> shift))
+    return Error{"size '" + text + "' is too large"};
+  return v << shift;
 }
 
 std::string PageSizeName(uint64_t bytes) {

@@ -64,7 +64,8 @@ std::string RunRecord::ToJson() const {
     << ", \"seed\": " << c.seed << ", \"scatter\": " << Quote(c.scatter)
     << ", \"mem_regions\": " << c.mem_regions
     << ", \"hugepages\": " << (c.hugepages ? "true" : "false")
-    << ", \"flush_batch\": " << c.flush_batch
+    << ", \"flush_batch\": " << c.flush_batch << ", \"working_set\": " << c.working_set
+    << ", \"storm_interval\": " << c.storm_interval << ", \"storm_burst\": " << c.storm_burst
     << ", \"timeout_seconds\": " << Number(c.timeout_seconds) << ", \"cpus\": [";
   for (std::size_t i = 0; i < c.cpus.size(); ++i) o << (i ? ", " : "") << c.cpus[i];
   o << "], \"counters\": [";

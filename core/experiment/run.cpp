@@ -100,7 +100,8 @@ class Recorder {
 void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   Recorder r(rec);
   const double secs = static_cast<double>(f.traffic_ns) / 1e9;
-  uint64_t tx = 0, bytes = 0, seq = 0, maps = 0, unmaps = 0;
+  uint64_t tx = 0, bytes = 0, seq = 0, maps = 0, unmaps = 0, bursts = 0, storm_pages = 0;
+  uint64_t storm_ns = 0, warmup = 0;
   for (const auto& q : f.queues) {
     const int i = static_cast<int>(q.queue_pair);
     tx += q.tx_packets;
@@ -108,6 +109,10 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     seq += q.sequence_errors;
     maps += q.maps;
     unmaps += q.unmaps;
+    bursts += q.storm_bursts;
+    storm_pages += q.storm_pages;
+    storm_ns += q.storm_ns;
+    warmup += q.warmup_packets;
     r.Add("frontend", "tx_packets", static_cast<double>(q.tx_packets), "packets", i);
     r.Add("frontend", "packets", static_cast<double>(q.rx_packets), "packets", i);
     r.Add("frontend", "bytes", static_cast<double>(q.rx_bytes), "bytes", i);
@@ -121,11 +126,16 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     r.Add("frontend", "sequence_errors", static_cast<double>(q.sequence_errors), "packets", i);
     r.Add("frontend", "dma_maps", static_cast<double>(q.maps), "count", i);
     r.Add("frontend", "dma_unmaps", static_cast<double>(q.unmaps), "count", i);
+    r.Add("frontend", "storm_bursts", static_cast<double>(q.storm_bursts), "count", i);
+    r.Add("frontend", "storm_pages", static_cast<double>(q.storm_pages), "pages", i);
+    r.Add("frontend", "storm_ms", static_cast<double>(q.storm_ns) / 1e6, "ms", i);
     if (!q.error.empty()) rec->notes.push_back("queue pair " + std::to_string(i) + ": " + q.error);
   }
   const uint64_t rx = f.rx_packets();
   r.Add("run", "seconds", secs, "s");
   r.Add("run", "setup_ms", static_cast<double>(f.setup_ns) / 1e6, "ms");
+  r.Add("run", "warmup_ms", static_cast<double>(f.warmup_ns) / 1e6, "ms");
+  r.Add("frontend", "warmup_packets", static_cast<double>(warmup), "packets");
   r.Add("frontend", "tx_packets", static_cast<double>(tx), "packets");
   r.Add("frontend", "packets", static_cast<double>(rx), "packets");
   r.Add("frontend", "bytes", static_cast<double>(bytes), "bytes");
@@ -137,6 +147,9 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   r.Add("frontend", "sequence_errors", static_cast<double>(seq), "packets");
   r.Add("frontend", "dma_maps", static_cast<double>(maps), "count");
   r.Add("frontend", "dma_unmaps", static_cast<double>(unmaps), "count");
+  r.Add("frontend", "storm_bursts", static_cast<double>(bursts), "count");
+  r.Add("frontend", "storm_pages", static_cast<double>(storm_pages), "pages");
+  r.Add("frontend", "storm_ms", static_cast<double>(storm_ns) / 1e6, "ms");
   r.Add("frontend", "iotlb_updates", static_cast<double>(f.viommu.updates), "messages");
   r.Add("frontend", "iotlb_miss_updates", static_cast<double>(f.viommu.miss_updates), "messages");
   r.Add("frontend", "iotlb_invalidates", static_cast<double>(f.viommu.invalidates), "messages");
@@ -328,6 +341,9 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   fc.mem_regions = config.mem_regions;
   fc.hugetlb = config.hugepages;
   fc.flush_batch = config.flush_batch;
+  fc.working_set = config.working_set;
+  fc.storm_interval = config.storm_interval;
+  fc.storm_burst = config.storm_burst;
   fc.progress = config.progress;
   fc.sink = sink;
   if (is_dpdk && config.scatter == "on")

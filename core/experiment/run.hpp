@@ -36,6 +36,9 @@ struct RunConfig {
   uint32_t mem_regions = 2;      // guest memory regions in SET_MEM_TABLE
   bool hugepages = false;        // guest memory on 2 MiB hugetlb pages when available
   uint32_t flush_batch = 256;    // lazy mapping: windows per deferred invalidation batch
+  uint64_t working_set = 0;      // bytes each queue pair's buffers spread over; 0 = the ring's
+  uint64_t storm_interval = 0;   // INVALIDATE storm: packets per queue between bursts; 0 = none
+  uint32_t storm_burst = 256;    // INVALIDATE storm: pages invalidated and remapped per burst
   std::vector<int> cpus;         // front-end queue threads' CPUs; empty = automatic
   double timeout_seconds = 120;  // whole-run bound (setup + traffic + teardown)
   std::string dpdk_testpmd = "dpdk-testpmd";  // backend dpdk: the binary to spawn

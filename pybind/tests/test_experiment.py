@@ -32,6 +32,28 @@ def test_unknown_setting_and_design_are_errors():
         vhostlab.run_config(page_size="huge")
 
 
+def test_working_set_and_storm_settings():
+    cfg = vhostlab.run_config(working_set="256m", storm_interval=8192, storm_burst=64)
+    assert (cfg.working_set, cfg.storm_interval, cfg.storm_burst) == (256 << 20, 8192, 64)
+    assert {"working_set", "storm_interval", "storm_burst"} <= set(vhostlab.config_fields())
+    with pytest.raises(ValueError):
+        vhostlab.run_config(working_set="lots")
+
+
+@needs_runner
+def test_storm_run_records_its_bursts():
+    df = vhostlab.run(iotlb="hash", packets=6000, ring_size=256, working_set="4m",
+                      storm_interval=1000, storm_burst=32, progress=False, timeout_seconds=60)
+    whole = df[df["queue"] == -1].set_index(["side", "metric"])["value"]
+    assert whole[("frontend", "packets")] == 6000
+    assert whole[("frontend", "drops")] == 0 and whole[("frontend", "verify_errors")] == 0
+    assert whole[("frontend", "storm_bursts")] >= 5
+    assert whole[("frontend", "storm_pages")] == whole[("frontend", "iotlb_invalidates")]
+    record = json.loads(df.attrs["json"])
+    assert record["config"]["working_set"] == 4 << 20
+    assert record["config"]["storm_burst"] == 32
+
+
 @pytest.mark.skipif(not getattr(vhostlab._core, "HAVE_PROFILES", False), reason="no profile loader")
 def test_profile_loading_and_errors(tmp_path):
     p = tmp_path / "tiny.toml"

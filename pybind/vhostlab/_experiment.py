@@ -29,8 +29,8 @@ except ImportError:  # tqdm is optional at runtime; without it runs simply show 
 _CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
                   "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "seed",
                   "counters"]
-_FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "cpus",
-                    "timeout_seconds", "dpdk_testpmd"]
+_FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "working_set",
+                    "storm_interval", "storm_burst", "cpus", "timeout_seconds", "dpdk_testpmd"]
 
 
 class RunInterrupted(UserWarning):
@@ -72,7 +72,7 @@ def _apply(cfg: "_core.RunConfig", values: dict) -> "_core.RunConfig":
     if unknown:
         raise TypeError(f"unknown run setting(s) {unknown}; valid: {known}")
     for k, v in values.items():
-        if k == "page_size":
+        if k in ("page_size", "working_set"):
             v = _parse_size(v)
         elif k in ("counters", "cpus"):
             v = list(v)
@@ -88,8 +88,9 @@ def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list
     Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
     mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
     seconds, queue_pairs, ring_size, packet_size, mode, seed, counters (event names), and the
-    front-end knobs scatter, mem_regions, hugepages, flush_batch, cpus, timeout_seconds,
-    dpdk_testpmd. An unknown keyword is a TypeError, an unknown design a ValueError.
+    front-end knobs scatter, mem_regions, hugepages, flush_batch, working_set (bytes or
+    "256m"), storm_interval, storm_burst, cpus, timeout_seconds, dpdk_testpmd. An unknown
+    keyword is a TypeError, an unknown design a ValueError.
     """
     bases = load_profile(profile)["runs"] if profile is not None else [_core.RunConfig()]
     return [_apply(base, dict(kwargs)) for base in bases]

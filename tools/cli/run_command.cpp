@@ -3,6 +3,7 @@
 // none was dropped; 1 when data verification failed or packets were dropped; 2 for usage
 // errors; 3 when the run could not be set up.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -65,6 +66,15 @@ void Help(FILE* out) {
       "  --hugepages        back guest memory with 2 MiB hugetlb pages (falls back to 4 KiB\n"
       "                     pages with a warning when the kernel has none reserved).\n"
       "  --flush-batch N    [256] lazy mapping: buffers per deferred invalidation batch.\n"
+      "  --working-set SIZE [0] spread each queue pair's buffers over SIZE bytes of guest\n"
+      "                     memory (e.g. 256m = 64 Ki 4 KiB pages, 1g at most; 0: only the\n"
+      "                     ring's own buffers): posts fill the pages in a seeded random\n"
+      "                     order, so translations cover the whole working set.\n"
+      "  --storm-interval N [0] INVALIDATE storm (static or cold mapping): every N packets\n"
+      "                     per queue, invalidate --storm-burst idle buffer pages (one acked\n"
+      "                     INVALIDATE each) and map their IOVAs again onto other guest pages,\n"
+      "                     as a guest reusing freed IOVAs does. 0: no storm.\n"
+      "  --storm-burst N    [256] pages per storm burst, 1..4096 (256 = Linux's flush queue).\n"
       "  --cpus LIST        front-end queue threads' CPUs, e.g. 1 or 0,1 [automatic: from the\n"
       "                     last CPU down, away from testpmd's CPU 0].\n"
       "  --timeout S        [120] bound on the whole run; it is stopped (not failed) after S.\n"
@@ -82,6 +92,11 @@ void Help(FILE* out) {
       "2 usage error; 3 the run could not be set up (the message says why).\n",
       DesignNamesJoined().c_str());
 }
+
+// The front-end's bounds (RunFrontend validates them too; here they are usage errors).
+constexpr uint64_t kMaxWorkingSet = 1ull << 30;
+constexpr uint64_t kMaxStormInterval = 1ull << 32;
+constexpr uint64_t kMaxStormBurst = 4096;
 
 struct Overrides {
   std::vector<std::pair<std::string, std::string>> kv;  // applied in order after the profile
@@ -121,12 +136,28 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
   } else if (k == "--queues" || k == "--ring-size" || k == "--packet-size" || k == "--seed" ||
              k == "--regions" || k == "--flush-batch") {
     if (!ParseU64(v.c_str(), &n)) return k + " takes a non-negative integer";
+    if (k != "--seed" && n > UINT32_MAX)
+      return k + " " + v + " is out of range (at most " + std::to_string(UINT32_MAX) + ")";
     if (k == "--queues") c.queue_pairs = static_cast<uint32_t>(n);
     if (k == "--ring-size") c.ring_size = static_cast<uint32_t>(n);
     if (k == "--packet-size") c.packet_size = static_cast<uint32_t>(n);
     if (k == "--seed") c.seed = n;
     if (k == "--regions") c.mem_regions = static_cast<uint32_t>(n);
     if (k == "--flush-batch") c.flush_batch = static_cast<uint32_t>(n);
+  } else if (k == "--working-set") {
+    auto bytes = experiment::ParseSize(v);
+    if (!bytes.ok()) return "--working-set: " + bytes.error().message;
+    if (*bytes > kMaxWorkingSet)
+      return "--working-set " + v + " is out of range (0..1g per queue pair)";
+    c.working_set = *bytes;
+  } else if (k == "--storm-interval") {
+    if (!ParseU64(v.c_str(), &n) || n > kMaxStormInterval)
+      return "--storm-interval takes 0..4294967296 packets (0: no storm)";
+    c.storm_interval = n;
+  } else if (k == "--storm-burst") {
+    if (!ParseU64(v.c_str(), &n) || n == 0 || n > kMaxStormBurst)
+      return "--storm-burst takes 1..4096 pages";
+    c.storm_burst = static_cast<uint32_t>(n);
   } else if (k == "--scatter")
     c.scatter = v;
   else if (k == "--mode") {
@@ -184,6 +215,9 @@ void PrintSummary(const experiment::RunRecord& r) {
     if (r.Get(name + "_samples") > 0)
       std::printf("  %-12s p50 %.1f us  p99 %.1f us\n", label, p50 / 1e3, p99 / 1e3);
   };
+  if (get("storm_bursts") > 0)
+    std::printf("  storm        %.0f bursts: %.0f pages invalidated and mapped again (%.0f ms)\n",
+                get("storm_bursts"), get("storm_pages"), get("storm_ms"));
   lat("update ack", "update_ack_ns");
   lat("inval ack", "invalidate_ack_ns");
   lat("miss service", "miss_service_ns");
