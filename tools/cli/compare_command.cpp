@@ -6,10 +6,14 @@
 // the table shows medians: wall-clock rates on a shared 2-core machine swing by several x within
 // a minute, and rounds spread that over all rows. Every run's full record goes to --json-dir as
 // <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json (the plot scripts read them).
+// `--profile all` does this for every profile in profiles/ in turn, one table each (a profile
+// with a [sweep] contributes its first point, as with --profile NAME), with progress on stderr.
 // Exit status 1 when any run failed verification or dropped packets.
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -44,14 +48,15 @@ void Help(FILE* out) {
       "\n"
       "options (defaults in brackets):\n"
       "  --profile P     [default] workload profile: profiles/P.toml or a path. Its first run\n"
-      "                  (after any [sweep]) is the workload.\n"
+      "                  (after any [sweep]) is the workload. 'all': every profile in\n"
+      "                  profiles/, in name order, one table each (overrides apply to each).\n"
       "  --designs LIST  [all] IOTLB designs to run, comma-separated. Available: %s.\n"
       "  --with-dpdk     also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).\n"
       "  --repeat N      [3] rounds: each round runs every configuration once, in order; the\n"
       "                  table shows medians over rounds and the min..max range.\n"
       "  --json-dir DIR  write every run's record as JSON into DIR (created if missing), one\n"
       "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json\n"
-      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P\n"
+      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P, --ring-size N\n"
       "                  override the profile's workload (see `vhostlab run --help`).\n"
       "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
       "\n"
@@ -65,99 +70,70 @@ int Usage(const std::string& why) {
   return 2;
 }
 
-struct Row {
-  experiment::RunConfig config;
-  experiment::RunRecord record;
-};
-
-int RunCompare(int argc, char** argv) {
-  std::string profile = "default", designs_arg = "all", json_dir;
+struct Options {
+  std::vector<std::string> designs;
   bool with_dpdk = false;
   uint32_t repeat = 3;
-  std::vector<std::pair<std::string, std::string>> overrides;
-  LogThreshold() = LogLevel::kWarn;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      Help(stdout);
-      return 0;
-    }
-    if (a == "--with-dpdk") {
-      with_dpdk = true;
-      continue;
-    }
-    if (a == "--verbose") {
-      LogThreshold() = LogLevel::kDebug;
-      continue;
-    }
-    if (a == "--quiet") {
-      LogThreshold() = LogLevel::kError;
-      continue;
-    }
-    std::string v;
-    if (!SplitOption(argc, argv, &i, &a, &v)) return Usage(a + " needs a value");
-    if (a == "--repeat") {
-      char* end = nullptr;
-      repeat = static_cast<uint32_t>(std::strtoul(v.c_str(), &end, 10));
-      if (*end || repeat == 0 || repeat > 100) return Usage("--repeat takes 1..100");
-    } else if (a == "--profile")
-      profile = v;
-    else if (a == "--designs")
-      designs_arg = v;
-    else if (a == "--json-dir")
-      json_dir = v;
-    else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
-             a == "--page-size")
-      overrides.emplace_back(a, v);
-    else
-      return Usage("unknown option " + a);
-  }
-  auto p = experiment::LoadProfile(profile);
-  if (!p.ok()) {
-    std::fprintf(stderr, "vhostlab compare: %s\n", p.error().message.c_str());
-    return 2;
-  }
-  experiment::RunConfig base = p->runs.front();
-  for (const auto& [k, v] : overrides) {
+  std::string json_dir;
+  std::vector<std::pair<std::string, std::string>> overrides;  // workload flags, in order
+};
+
+// Applies the workload flags to a profile's run; an error message on a bad value.
+std::string ApplyOverrides(const Options& o, experiment::RunConfig& base) {
+  for (const auto& [k, v] : o.overrides) {
     char* end = nullptr;
+    uint64_t n = 0;
     if (k == "--packets") {
       base.seconds = 0;
       if (!ParseU64(v.c_str(), &base.packets) || !base.packets)
-        return Usage("--packets takes a positive integer");
+        return "--packets takes a positive integer";
     } else if (k == "--seconds") {
       base.seconds = std::strtod(v.c_str(), &end);
       base.packets = 0;
-      if (*end || !(base.seconds > 0)) return Usage("--seconds takes a positive number");
+      if (*end || !(base.seconds > 0)) return "--seconds takes a positive number";
     } else if (k == "--queues") {
-      uint64_t n = 0;
-      if (!ParseU64(v.c_str(), &n) || n == 0 || n > UINT32_MAX)
-        return Usage("--queues takes a positive integer");
+      if (!ParseU64(v.c_str(), &n) || n == 0 || n > 64) return "--queues takes 1..64";
       base.queue_pairs = static_cast<uint32_t>(n);
+    } else if (k == "--ring-size") {
+      if (!ParseU64(v.c_str(), &n) || n < 8 || n > 4096 || (n & (n - 1)))
+        return "--ring-size takes a power of two in 8..4096";
+      base.ring_size = static_cast<uint32_t>(n);
     } else if (k == "--mapping") {
       base.mapping = v;
     } else if (k == "--page-size") {
       auto ps = experiment::ParsePageSize(v);
-      if (!ps.ok()) return Usage(ps.error().message);
+      if (!ps.ok()) return ps.error().message;
       base.page_size = *ps;
     }
   }
-  std::vector<std::string> all = iotlb::DesignNames();
-  std::vector<std::string> designs;
-  if (designs_arg == "all") {
-    designs = all;
-  } else {
-    for (auto& d : SplitCommas(designs_arg))
-      if (!d.empty()) designs.push_back(std::move(d));
-  }
-  for (const auto& d : designs)
-    if (std::find(all.begin(), all.end(), d) == all.end())
-      return Usage("unknown design '" + d + "' (vhostlab designs lists them)");
-  if (!json_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(json_dir, ec);
-    if (ec) return Usage("cannot create " + json_dir + ": " + ec.message());
-  }
+  return "";
+}
 
+// Every profile in profiles/ (the source tree's, else the current directory's), by name.
+std::vector<std::string> AllProfiles() {
+  std::vector<std::string> names;
+  for (const std::string& dir :
+       {std::string(VHOSTLAB_SOURCE_DIR) + "/profiles", std::string("profiles")}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+      if (e.path().extension() == ".toml") names.push_back(e.path().string());
+    if (!names.empty()) break;
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// One profile's comparison: runs the plan in rounds and prints its table. `label` prefixes the
+// progress lines on stderr ("[3/12 strict] "). Returns 0, 1 (drops or verification) or 3 (a
+// run could not be set up).
+int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& base,
+                   const Options& o, const std::string& label) {
   std::vector<experiment::RunConfig> plan;
   auto add = [&](const std::string& backend, const std::string& design, bool iommu) {
     experiment::RunConfig c = base;
@@ -167,21 +143,27 @@ int RunCompare(int argc, char** argv) {
     plan.push_back(c);
   };
   add("self", "reference", false);
-  for (const auto& d : designs) add("self", d, true);
-  if (with_dpdk) {
+  for (const auto& d : o.designs) add("self", d, true);
+  if (o.with_dpdk) {
     add("dpdk", "dpdk", false);
     add("dpdk", "dpdk", true);
   }
 
-  CatchStopSignals();
   std::atomic<bool>& stop = StopFlag();
+  std::string extras;
+  if (base.working_set)
+    extras += ", working set " + std::to_string(base.working_set >> 20) + " MiB";
+  if (base.storm_interval)
+    extras += ", storm of " + std::to_string(base.storm_burst) + " pages every " +
+              std::to_string(base.storm_interval) + " packets";
   std::printf(
       "profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
-      "mapping %s, %s IOMMU pages\n\n",
-      p->name.c_str(), p->description.c_str(), base.queue_pairs, base.ring_size, base.packet_size,
+      "mapping %s, %s IOMMU pages%s\n\n",
+      p.name.c_str(), p.description.c_str(), base.queue_pairs, base.ring_size, base.packet_size,
       base.packets ? (std::to_string(base.packets) + " packets").c_str()
                    : (std::to_string(base.seconds) + " s").c_str(),
-      base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str());
+      base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str(), extras.c_str());
+  std::fflush(stdout);
   // Rounds: every configuration once per round, in the same order, so slow drifts and bursts
   // of load from other processes spread over all configurations instead of hitting one.
   struct Cell {
@@ -191,16 +173,19 @@ int RunCompare(int argc, char** argv) {
     std::string error;
   };
   std::vector<Cell> cells(plan.size());
-  for (uint32_t round = 0; round < repeat && !stop.load(); ++round) {
-    std::fprintf(stderr, "round %u/%u:", round + 1, repeat);
+  const auto t_start = std::chrono::steady_clock::now();
+  for (uint32_t round = 0; round < o.repeat && !stop.load(); ++round) {
+    std::fprintf(stderr, "%sround %u/%u:", label.c_str(), round + 1, o.repeat);
     for (std::size_t i = 0; i < plan.size() && !stop.load(); ++i) {
       experiment::RunConfig c = plan[i];
       c.stop = &stop;
       std::fprintf(stderr, " %s",
-                   c.backend == "dpdk" ? "dpdk" : (c.iommu ? c.iotlb.c_str() : "off"));
+                   c.backend == "dpdk" ? (c.iommu ? "dpdk" : "dpdk-off")
+                                       : (c.iommu ? c.iotlb.c_str() : "off"));
       auto r = experiment::RunExperiment(c);
       Cell& cell = cells[i];
       if (!r.ok()) {
+        std::fprintf(stderr, "(failed)");
         cell.failed = true;
         cell.error = r.error().message;
         continue;
@@ -213,22 +198,18 @@ int RunCompare(int argc, char** argv) {
       cell.drops += r->Get("drops");
       cell.verify += r->Get("verify_errors") + r->Get("sequence_errors");
       cell.packets += r->Get("packets");
-      if (!json_dir.empty()) {
-        std::string name = p->name + "-" + c.backend + "-" +
+      if (!o.json_dir.empty()) {
+        std::string name = p.name + "-" + c.backend + "-" +
                            (c.backend == "dpdk" ? "dpdk" : c.iotlb) + "-iommu-" +
                            (c.iommu ? "on" : "off") + "-r" + std::to_string(round + 1) + ".json";
-        std::ofstream out(std::filesystem::path(json_dir) / name);
+        std::ofstream out(std::filesystem::path(o.json_dir) / name);
         out << r->ToJson();
       }
     }
-    std::fprintf(stderr, "\n");
+    std::fprintf(stderr, " (%.0f s)\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   }
 
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return std::nan("");
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  };
   std::printf("%-7s %-17s %-5s %8s %14s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
               "Mpps", "(min..max)", "vs off", "ns/pkt", "updates", "misses", "invals", "drops",
               "verify");
@@ -245,7 +226,7 @@ int RunCompare(int argc, char** argv) {
       continue;
     }
     if (cell.mpps.empty()) continue;
-    const double mpps = median(cell.mpps);
+    const double mpps = Median(cell.mpps);
     double& off = c.backend == "dpdk" ? off_dpdk : off_self;
     if (!c.iommu) off = mpps;
     const bool ok = cell.verify == 0 && cell.drops == 0 && cell.packets > 0;
@@ -257,12 +238,114 @@ int RunCompare(int argc, char** argv) {
                   *std::max_element(cell.mpps.begin(), cell.mpps.end()));
     std::printf("%-7s %-17s %-5s %8.3f %14s %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
                 c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", mpps, range, ratio,
-                median(cell.ns), cell.updates, cell.misses, cell.invals, cell.drops,
+                Median(cell.ns), cell.updates, cell.misses, cell.invals, cell.drops,
                 ok ? "OK" : (cell.verify ? "FAILED" : "drops"));
   }
   std::printf("\nMpps and ns/pkt: medians over %u round(s); misses, invals, drops: totals.\n",
-              repeat);
-  if (!json_dir.empty()) std::printf("\nrecords written to %s/\n", json_dir.c_str());
+              o.repeat);
+  std::fflush(stdout);
+  return status;
+}
+
+int RunCompare(int argc, char** argv) {
+  std::string profile = "default", designs_arg = "all";
+  Options o;
+  LogThreshold() = LogLevel::kWarn;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      Help(stdout);
+      return 0;
+    }
+    if (a == "--with-dpdk") {
+      o.with_dpdk = true;
+      continue;
+    }
+    if (a == "--verbose") {
+      LogThreshold() = LogLevel::kDebug;
+      continue;
+    }
+    if (a == "--quiet") {
+      LogThreshold() = LogLevel::kError;
+      continue;
+    }
+    std::string v;
+    if (!SplitOption(argc, argv, &i, &a, &v)) return Usage(a + " needs a value");
+    if (a == "--repeat") {
+      uint64_t n = 0;
+      if (!ParseU64(v.c_str(), &n) || n == 0 || n > 100) return Usage("--repeat takes 1..100");
+      o.repeat = static_cast<uint32_t>(n);
+    } else if (a == "--profile")
+      profile = v;
+    else if (a == "--designs")
+      designs_arg = v;
+    else if (a == "--json-dir")
+      o.json_dir = v;
+    else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
+             a == "--page-size" || a == "--ring-size")
+      o.overrides.emplace_back(a, v);
+    else
+      return Usage("unknown option " + a);
+  }
+  // Bad override values are usage errors before anything runs.
+  {
+    experiment::RunConfig probe;
+    if (std::string err = ApplyOverrides(o, probe); !err.empty()) return Usage(err);
+  }
+  std::vector<std::string> all = iotlb::DesignNames();
+  if (designs_arg == "all") {
+    o.designs = all;
+  } else {
+    for (auto& d : SplitCommas(designs_arg))
+      if (!d.empty()) o.designs.push_back(std::move(d));
+  }
+  for (const auto& d : o.designs)
+    if (std::find(all.begin(), all.end(), d) == all.end())
+      return Usage("unknown design '" + d + "' (vhostlab designs lists them)");
+
+  // Every profile is loaded (and checked) before the first run: a typo in the last one must
+  // not surface an hour into `--profile all`.
+  std::vector<experiment::Profile> profiles;
+  std::vector<std::string> names =
+      profile == "all" ? AllProfiles() : std::vector<std::string>{profile};
+  if (names.empty()) return Usage("no profiles found in " VHOSTLAB_SOURCE_DIR "/profiles");
+  for (const auto& name : names) {
+    auto p = experiment::LoadProfile(name);
+    if (!p.ok()) {
+      std::fprintf(stderr, "vhostlab compare: %s\n", p.error().message.c_str());
+      return 2;
+    }
+    profiles.push_back(std::move(*p));
+  }
+  if (!o.json_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.json_dir, ec);
+    if (ec) return Usage("cannot create " + o.json_dir + ": " + ec.message());
+  }
+
+  CatchStopSignals();
+  int status = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < profiles.size() && !StopFlag().load(); ++i) {
+    experiment::RunConfig base = profiles[i].runs.front();
+    ApplyOverrides(o, base);
+    std::string label;
+    if (profiles.size() > 1) {
+      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
+      label += '[';
+      label += std::to_string(i + 1) + "/" + std::to_string(profiles.size());
+      label += ' ' + profiles[i].name + "] ";
+      std::fprintf(
+          stderr, "%sstarting (%.0f s elapsed)\n", label.c_str(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+      if (i) std::printf("\n");
+      std::printf("== %s ==\n", profiles[i].name.c_str());
+    }
+    const int s = CompareProfile(profiles[i], base, o, label);
+    // 3 (a run could not be set up) outranks 1 (drops or verification).
+    status = std::max(status, s);
+  }
+  if (!o.json_dir.empty()) std::printf("\nrecords written to %s/\n", o.json_dir.c_str());
   return status;
 }
 
