@@ -123,6 +123,8 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("hugepages", &RunConfig::hugepages, "guest memory on 2 MiB hugetlb pages")
       .def_readwrite("flush_batch", &RunConfig::flush_batch,
                      "lazy mapping: windows per deferred invalidation batch")
+      .def_readwrite("poll", &RunConfig::poll,
+                     "backend self: busy | adaptive[:US] | interrupt (how workers wait)")
       .def_readwrite("working_set", &RunConfig::working_set,
                      "bytes each queue pair's buffers are spread over (0: the ring's own)")
       .def_readwrite("storm_interval", &RunConfig::storm_interval,

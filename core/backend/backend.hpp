@@ -25,6 +25,9 @@ enum class DeviceMode { kLoopback, kSink };
 //  - kBusy: workers never sleep (like DPDK's PMD); the control thread behaves as in kAdaptive.
 enum class PollMode { kInterrupt, kAdaptive, kBusy };
 const char* PollModeName(PollMode m);
+// Parses "busy", "interrupt", "adaptive" or "adaptive:US" (US in 1..1000000); the error says
+// what is accepted. `spin_us` is set only by "adaptive:US".
+Status ParsePollMode(const std::string& v, PollMode* mode, uint32_t* spin_us);
 
 struct BackendOptions {
   std::string socket_path;

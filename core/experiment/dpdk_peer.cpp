@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -71,12 +72,16 @@ Result<std::unique_ptr<DpdkPeer>> DpdkPeer::Start(const DpdkOptions& o) {
 
   int log = open(o.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log < 0) return Error{"open " + o.log_path + ": " + std::strerror(errno)};
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(log);
     return Error{std::string("fork: ") + std::strerror(errno)};
   }
   if (pid == 0) {
+    // testpmd busy-polls a core: if this process dies (a crashed test), it must not outlive it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     dup2(log, 1);

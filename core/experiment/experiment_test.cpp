@@ -246,6 +246,37 @@ TEST(RunExperiment, WorkingSetAndStormAreRecorded) {
   EXPECT_NE(lazy.error().message.find("storm"), std::string::npos) << lazy.error().message;
 }
 
+// Every poll mode of the self backend moves strict-mapped traffic with every byte verified
+// (strict: an UPDATE and an INVALIDATE per buffer, so workers and the control thread wait and
+// wake all the time), and the mode is recorded.
+TEST(RunExperiment, EveryPollModeIsLosslessAndRecorded) {
+  for (const char* poll : {"interrupt", "adaptive:50", "busy"}) {
+    RunConfig c;
+    c.packets = 3000;
+    c.mapping = "strict";
+    c.poll = poll;
+    c.timeout_seconds = 60;
+    auto r = RunExperiment(c);
+    ASSERT_TRUE(r.ok()) << poll << ": " << r.error().message;
+    EXPECT_EQ(r->Get("packets"), 3000) << poll;
+    EXPECT_EQ(r->Get("drops"), 0) << poll;
+    EXPECT_EQ(r->Get("verify_errors"), 0) << poll;
+    EXPECT_NE(r->ToJson().find(std::string("\"poll\": \"") + poll + "\""), std::string::npos);
+    EXPECT_EQ(r->context.at("backend_poll").rfind(std::string(poll).substr(0, 4), 0), 0u)
+        << r->context.at("backend_poll");
+  }
+  RunConfig bad;
+  bad.packets = 10;
+  bad.poll = "sometimes";
+  auto r = RunExperiment(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("busy, adaptive[:US] or interrupt"), std::string::npos)
+      << r.error().message;
+  auto p = ParseProfile("[workload]\npoll = \"busy\"\n", "p.toml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->base.poll, "busy");
+}
+
 TEST(RunExperiment, ClearErrors) {
   RunConfig c;
   c.packets = 10;

@@ -44,6 +44,7 @@ const std::map<std::string, Setter>& Setters() {
     m["iotlb"] = str(&RunConfig::iotlb);
     m["mapping"] = str(&RunConfig::mapping);
     m["mode"] = str(&RunConfig::mode);
+    m["poll"] = str(&RunConfig::poll);
     m["scatter"] = str(&RunConfig::scatter);
     m["dpdk_testpmd"] = str(&RunConfig::dpdk_testpmd);
     m["iommu"] = [](RunConfig& c, const toml::node& n) -> Status {

@@ -60,7 +60,7 @@ std::string RunRecord::ToJson() const {
     << ", \"mapping\": " << Quote(c.mapping) << ", \"page_size\": " << c.page_size
     << ", \"packets\": " << c.packets << ", \"seconds\": " << Number(c.seconds)
     << ", \"queue_pairs\": " << c.queue_pairs << ", \"ring_size\": " << c.ring_size
-    << ", \"packet_size\": " << c.packet_size << ", \"mode\": " << Quote(c.mode)
+    << ", \"packet_size\": " << c.packet_size << ", \"mode\": " << Quote(c.mode) << ", \"poll\": " << Quote(c.poll)
     << ", \"seed\": " << c.seed << ", \"scatter\": " << Quote(c.scatter)
     << ", \"mem_regions\": " << c.mem_regions
     << ", \"hugepages\": " << (c.hugepages ? "true" : "false")

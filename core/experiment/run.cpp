@@ -435,6 +435,11 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
     bo.mode = sink ? backend::DeviceMode::kSink : backend::DeviceMode::kLoopback;
     bo.queue_pairs = config.queue_pairs;
     bo.serve_forever = false;
+    if (Status s = backend::ParsePollMode(config.poll, &bo.poll, &bo.spin_us); !s.ok())
+      return s.error();
+    rec.context["backend_poll"] =
+        std::string(backend::PollModeName(bo.poll)) +
+        (bo.poll == backend::PollMode::kAdaptive ? ":" + std::to_string(bo.spin_us) + "us" : "");
     Result<std::unique_ptr<backend::Backend>> be = backend::CreateBackend(bo);
     if (!be.ok()) return Error{"backend self: " + be.error().message};
     if (Status s = (*be)->Start(); !s.ok()) return Error{"backend self: " + s.message()};

@@ -17,7 +17,8 @@ namespace vhostlab::experiment {
 struct RunConfig {
   std::string profile = "adhoc";    // profile name, when the run came from profiles/*.toml
   std::string backend = "self";     // self | dpdk | socket:PATH
-  std::string iotlb = "reference";  // design name (backend self only)
+  std::string iotlb = "hash";       // design name (backend self only); iotlb::kDefaultDesign
+  std::string poll = "adaptive";    // backend self: busy | adaptive[:US] | interrupt
   bool iommu = true;
   std::string mapping = "static";  // static | lazy | strict | cold
   uint64_t page_size = 4096;       // 4096 or 2 MiB

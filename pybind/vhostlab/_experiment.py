@@ -27,7 +27,7 @@ except ImportError:  # tqdm is optional at runtime; without it runs simply show 
     tqdm = None
 
 _CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
-                  "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "seed",
+                  "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "poll", "seed",
                   "counters"]
 _FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "working_set",
                     "storm_interval", "storm_burst", "cpus", "timeout_seconds", "dpdk_testpmd"]

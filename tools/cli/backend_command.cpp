@@ -119,7 +119,7 @@ int RunBackend(int argc, char** argv) {
       opts.queue_pairs = static_cast<uint32_t>(n);
     } else if (a == "--poll") {
       const std::string v = value("--poll");
-      if (Status st = ParsePollMode(v, &opts.poll, &opts.spin_us); !st.ok()) {
+      if (Status st = backend::ParsePollMode(v, &opts.poll, &opts.spin_us); !st.ok()) {
         std::fprintf(stderr, "vhostlab backend: %s\n", st.message().c_str());
         return 2;
       }

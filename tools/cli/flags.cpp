@@ -65,24 +65,5 @@ void CatchStopSignals() {
   signal(SIGTERM, OnStopSignal);
 }
 
-Status ParsePollMode(const std::string& v, backend::PollMode* mode, uint32_t* spin_us) {
-  if (v == "busy") {
-    *mode = backend::PollMode::kBusy;
-  } else if (v == "interrupt") {
-    *mode = backend::PollMode::kInterrupt;
-  } else if (v == "adaptive") {
-    *mode = backend::PollMode::kAdaptive;
-  } else if (v.rfind("adaptive:", 0) == 0) {
-    uint64_t us = 0;
-    if (!ParseU64(v.c_str() + 9, &us) || us == 0 || us > 1000000)
-      return Error{"--poll adaptive:US needs US in 1..1000000 microseconds, not '" + v.substr(9) +
-                   "'"};
-    *mode = backend::PollMode::kAdaptive;
-    *spin_us = static_cast<uint32_t>(us);
-  } else {
-    return Error{"--poll must be busy, adaptive[:US] or interrupt, not '" + v + "'"};
-  }
-  return {};
-}
 
 }  // namespace vhostlab::cli

@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "core/backend/backend.hpp"
-#include "core/base/result.hpp"
 
 namespace vhostlab::cli {
 
@@ -24,9 +22,6 @@ std::vector<std::string> SplitCommas(const std::string& s);
 
 // Parses a decimal u64: digits only (no sign, no trailing text, no overflow).
 bool ParseU64(const char* s, uint64_t* out);
-
-// Parses --poll: "busy", "interrupt", "adaptive" or "adaptive:US" (US 1..1000000).
-Status ParsePollMode(const std::string& v, backend::PollMode* mode, uint32_t* spin_us);
 
 // The registered IOTLB designs as "a, b, c", for --help texts.
 std::string DesignNamesJoined();

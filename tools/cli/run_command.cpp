@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/backend/backend.hpp"
 #include "core/base/log.hpp"
 #include "core/experiment/profile.hpp"
 #include "core/experiment/run.hpp"
@@ -38,7 +39,7 @@ void Help(FILE* out) {
       "                     socket in a temp dir); dpdk: spawn dpdk-testpmd with DPDK's vhost\n"
       "                     PMD (iommu-support=1, io forwarding); socket:PATH: connect to a\n"
       "                     backend already listening on PATH (e.g. `vhostlab backend`).\n"
-      "  --iotlb DESIGN     [reference] IOTLB design of the self backend; available:\n"
+      "  --iotlb DESIGN     [hash] IOTLB design of the self backend; available:\n"
       "                     %s.\n"
       "  --iommu on|off     [on] negotiate VIRTIO_F_IOMMU_PLATFORM: rings and buffers are IOVAs\n"
       "                     translated through the backend's device IOTLB.\n"
@@ -54,6 +55,10 @@ void Help(FILE* out) {
       "  --ring-size N      [256] descriptors per ring (power of two, 8..4096).\n"
       "  --packet-size N    [64] frame bytes (virtio-net header excluded), 30..9000.\n"
       "  --seed N           [1] seed of the frame contents.\n"
+      "  --poll P           [adaptive] how the self backend's workers wait: adaptive[:US] (poll\n"
+      "                     US microseconds after the last work, 200 by default, with kicks\n"
+      "                     suppressed, then sleep), busy (never sleep), interrupt (sleep at\n"
+      "                     once). See `vhostlab backend --help`.\n"
       "  --mode M           [loopback] loopback: every frame comes back and is checked byte\n"
       "                     for byte; sink: the backend only consumes (self or socket:PATH\n"
       "                     running `vhostlab backend --mode sink`); with self, its checksum\n"
@@ -163,6 +168,11 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
   else if (k == "--mode") {
     if (v != "loopback" && v != "sink") return "--mode takes loopback or sink";
     c.mode = v;
+  } else if (k == "--poll") {
+    backend::PollMode mode;
+    uint32_t spin_us = 0;
+    if (Status s = backend::ParsePollMode(v, &mode, &spin_us); !s.ok()) return "--" + s.message();
+    c.poll = v;
   } else if (k == "--timeout") {
     char* end = nullptr;
     double s = std::strtod(v.c_str(), &end);
