@@ -81,6 +81,10 @@ class BackendImpl final : public Backend {
     s.iotlb_invalidates = counters_.iotlb_invalidates.load();
     s.misses_sent = counters_.misses_sent.load();
     s.connections = counters_.connections.load();
+    s.update_service_p50_ns = counters_.update_service_ns.Percentile(50);
+    s.update_service_p99_ns = counters_.update_service_ns.Percentile(99);
+    s.invalidate_service_p50_ns = counters_.invalidate_service_ns.Percentile(50);
+    s.invalidate_service_p99_ns = counters_.invalidate_service_ns.Percentile(99);
     for (uint32_t i = 0; i < counters_.queues.size(); ++i) {
       const QueueCounters& c = counters_.queues[i];
       QueueStats q;

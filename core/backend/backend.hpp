@@ -68,6 +68,10 @@ struct BackendStats {
   uint64_t iotlb_invalidates = 0;
   uint64_t misses_sent = 0;
   uint64_t connections = 0;
+  // IOTLB UPDATE / INVALIDATE service time on the control thread, message received to reply
+  // sent, in ns (0 when none was served). An INVALIDATE's includes its grace period.
+  double update_service_p50_ns = 0, update_service_p99_ns = 0;
+  double invalidate_service_p50_ns = 0, invalidate_service_p99_ns = 0;
   std::vector<QueueStats> queues;
 };
 

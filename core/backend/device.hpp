@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/backend/backend.hpp"
+#include "core/base/latency_histogram.hpp"
 #include "core/base/unique_fd.hpp"
 #include "core/iotlb/contract.hpp"
 #include "core/memory/memory_table.hpp"
@@ -48,6 +49,9 @@ struct Counters {
   explicit Counters(uint32_t queue_pairs) : queues(queue_pairs) {}
   std::atomic<uint64_t> messages{0}, message_errors{0}, iotlb_updates{0}, iotlb_invalidates{0};
   std::atomic<uint64_t> misses_sent{0}, connections{0};
+  // Control thread: from an IOTLB message received to its reply sent (the backend's share of
+  // the front-end's ack latency).
+  LatencyHistogram update_service_ns, invalidate_service_ns;
   std::vector<QueueCounters> queues;
 };
 

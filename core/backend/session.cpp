@@ -217,8 +217,19 @@ std::string Session::Serve(int stop_fd) {
     if (stop_fd >= 0 && (fds[1].revents & POLLIN)) return "backend stopping";
     auto m = channel_.Receive(0);
     if (!m) return m.error().message;
+    const auto received = std::chrono::steady_clock::now();
     counters_->messages.fetch_add(1, std::memory_order_relaxed);
     if (Status s = Dispatch(*m); !s.ok()) return "cannot reply: " + s.message();
+    if (m->request() == static_cast<uint32_t>(Request::kIotlbMsg) &&
+        m->payload.size() >= sizeof(protocol::IotlbMsg)) {
+      const uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - received).count());
+      const uint8_t type = m->payload[offsetof(protocol::IotlbMsg, type)];
+      if (type == static_cast<uint8_t>(protocol::IotlbType::kUpdate))
+        counters_->update_service_ns.Record(ns);
+      else if (type == static_cast<uint8_t>(protocol::IotlbType::kInvalidate))
+        counters_->invalidate_service_ns.Record(ns);
+    }
   }
 }
 

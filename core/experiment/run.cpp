@@ -172,6 +172,14 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
   r.Add("backend", "iotlb_updates", static_cast<double>(b.iotlb_updates), "messages");
   r.Add("backend", "iotlb_invalidates", static_cast<double>(b.iotlb_invalidates), "messages");
   r.Add("backend", "misses_sent", static_cast<double>(b.misses_sent), "messages");
+  if (b.iotlb_updates) {
+    r.Add("backend", "update_service_ns_p50", b.update_service_p50_ns, "ns");
+    r.Add("backend", "update_service_ns_p99", b.update_service_p99_ns, "ns");
+  }
+  if (b.iotlb_invalidates) {
+    r.Add("backend", "invalidate_service_ns_p50", b.invalidate_service_p50_ns, "ns");
+    r.Add("backend", "invalidate_service_ns_p99", b.invalidate_service_p99_ns, "ns");
+  }
   uint64_t drops = 0;
   for (const auto& q : b.queues) {
     const int i = static_cast<int>(q.queue_pair);

@@ -186,6 +186,11 @@ int RunBackend(int argc, char** argv) {
               "  iotlb updates %" PRIu64 "  invalidates %" PRIu64 "  misses sent %" PRIu64 "\n",
               st.connections, st.messages, st.message_errors, st.iotlb_updates,
               st.iotlb_invalidates, st.misses_sent);
+  if (st.iotlb_updates || st.iotlb_invalidates)
+    std::printf("iotlb service (message received to reply sent): update p50 %.1f us p99 %.1f us"
+                "  invalidate p50 %.1f us p99 %.1f us\n",
+                st.update_service_p50_ns / 1e3, st.update_service_p99_ns / 1e3,
+                st.invalidate_service_p50_ns / 1e3, st.invalidate_service_p99_ns / 1e3);
   if (!opts.record_path.empty())
     std::printf("trace %s: %" PRIu64 " records\n", opts.record_path.c_str(), (*b)->RecordedEvents());
   std::printf("%-4s %12s %14s %12s %14s %12s %8s %8s %8s %6s %6s %20s\n", "qp", "tx_pkts",

@@ -231,6 +231,12 @@ void PrintSummary(const experiment::RunRecord& r) {
   lat("update ack", "update_ack_ns");
   lat("inval ack", "invalidate_ack_ns");
   lat("miss service", "miss_service_ns");
+  // The backend's own share of the acks (self backend: message received to reply sent).
+  if (!std::isnan(r.Get("update_service_ns_p50")) || !std::isnan(r.Get("invalidate_service_ns_p50")))
+    std::printf("  backend      update service p50 %.1f us p99 %.1f us, invalidate service p50 "
+                "%.1f us p99 %.1f us\n",
+                r.Get("update_service_ns_p50") / 1e3, r.Get("update_service_ns_p99") / 1e3,
+                r.Get("invalidate_service_ns_p50") / 1e3, r.Get("invalidate_service_ns_p99") / 1e3);
   std::printf("  drops        %.0f\n", get("drops"));
   double ve = get("verify_errors"), se = get("sequence_errors");
   if (c.mode == "sink") {
