@@ -44,7 +44,7 @@ void Help(FILE* out) {
       "                  on one port); a TX packet waits for an RX buffer, it is never dropped.\n"
       "                  sink: TX only; every packet is read (through the IOTLB) and checksummed.\n"
       "  --queues N      queue pairs offered (GET_QUEUE_NUM answers N; MQ); default 1, max 64.\n"
-      "  --poll MODE     how workers wait for work (default adaptive:200):\n"
+      "  --poll MODE     how workers wait for work (default adaptive:30):\n"
       "                    adaptive[:US]  keep polling the rings (and the control thread its\n"
       "                                   socket) for US microseconds after the last work, with\n"
       "                                   guest kicks suppressed (VRING_USED_F_NO_NOTIFY), then\n"

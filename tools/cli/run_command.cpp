@@ -56,7 +56,7 @@ void Help(FILE* out) {
       "  --packet-size N    [64] frame bytes (virtio-net header excluded), 30..9000.\n"
       "  --seed N           [1] seed of the frame contents.\n"
       "  --poll P           [adaptive] how the self backend's workers wait: adaptive[:US] (poll\n"
-      "                     US microseconds after the last work, 200 by default, with kicks\n"
+      "                     US microseconds after the last work, 30 by default, with kicks\n"
       "                     suppressed, then sleep), busy (never sleep), interrupt (sleep at\n"
       "                     once). See `vhostlab backend --help`.\n"
       "  --mode M           [loopback] loopback: every frame comes back and is checked byte\n"
