@@ -5,13 +5,17 @@
 // during traffic, ACCESS_FAIL, malformed chains and rings outside mapped memory.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
+#include <mutex>
 
+#include "core/backend/device.hpp"
 #include "core/backend/test_frontend.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/memory/page_window.hpp"
@@ -648,6 +652,95 @@ TEST(DatapathRingTest, GetVringBaseAfterTrafficAndRestart) {
                 .value(), 0u);
   rig.LoopbackAndVerify(10, 2);
   EXPECT_EQ(rig.Stats().rx_packets, 20u);
+}
+
+// The in-flight rule of MISSes, step by step: a MISS is asked once; an UPDATE answers it only
+// for a worker that applied that UPDATE (until then its log holds the answer); a worker that
+// applied it and still misses asks again.
+TEST(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
+  Counters counters(1);
+  BackendChannel ch(&counters, nullptr);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ch.Set(UniqueFd(sv[0]));
+  UniqueFd peer(sv[1]);
+  const uint64_t x = 0xfffd14c0;
+  EXPECT_TRUE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, /*applied_seq=*/7));
+  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 7)) << "unanswered: in flight";
+  EXPECT_FALSE(ch.SendMiss(x + 0x100, iotlb::Perm::kRead, 0, 7)) << "same page, other perm";
+  ch.NoteUpdate({0x1000, 0x1fff}, 8);
+  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8)) << "an UPDATE elsewhere answers nothing";
+  ch.NoteUpdate({x & ~0xfffull, (x & ~0xfffull) + 0xfff}, 9);
+  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8))
+      << "answered by UPDATE 9, which this worker has not applied: its log has the answer";
+  EXPECT_TRUE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 9)) << "applied and still missing: ask again";
+  EXPECT_EQ(counters.misses_sent.load(), 2u);
+}
+
+// A strict guest behind QEMU on two queue pairs at once: each buffer's page is mapped only while
+// the buffer belongs to the device (the same few IOVA pages are reused, as Linux's IOVA
+// allocator does), and a MISS is answered only while its page is mapped: QEMU answers nothing
+// otherwise and injects a DMAR fault into the guest. The backend must never ask outside that
+// window, however the two workers, the control thread and the answers interleave.
+TEST(DatapathMultiQueueTest, StrictGuestOnTwoPairsNeverGetsAMissForAnUnmappedPage) {
+  BackendUnderTest be(DeviceMode::kLoopback, 2, "hash");
+  TestFrontend fe(be.path);
+  fe.Setup(true);
+  std::vector<DriverQueue*> q;
+  for (uint32_t i = 0; i < 4; ++i) q.push_back(&fe.AddQueue(i, 64, i * 0x8000));
+  for (uint64_t off = 0; off < 4 * 0x8000; off += kPage)
+    ASSERT_EQ(fe.Update(kIovaBase + off, kPage, TestFrontend::Uaddr(off), protocol::kIotlbPermRw)
+                  .value(), 0u);
+  std::mutex mu;
+  std::set<uint64_t> mapped;  // IOVA pages the guest has mapped now
+  std::atomic<uint64_t> faults{0};
+  fe.StartMissServer([&](uint64_t iova, uint8_t) {
+    const uint64_t page = iova & ~(kPage - 1);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!mapped.count(page)) {
+      ++faults;
+      return TestFrontend::Mapping{0, 0, 0, 0};
+    }
+    return TestFrontend::Mapping{page, kPage, TestFrontend::Uaddr(page - kIovaBase),
+                                 protocol::kIotlbPermRw};
+  });
+  for (DriverQueue* d : q) fe.StartQueue(*d, [](uint64_t off) { return kIovaBase + off; });
+  constexpr uint32_t kPackets = 150;
+  auto guest = [&](uint32_t pair) {
+    for (uint32_t i = 0; i < kPackets; ++i) {
+      const uint64_t slot = pair * 8 + i % 3;
+      const uint64_t tx = kTxBufs + slot * kSlot, rx = kRxBufs + slot * kSlot;
+      std::memset(fe.mem() + tx, 0, kHdr);
+      std::memset(fe.mem() + tx + kHdr, static_cast<int>(i), 64);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        mapped.insert(kIovaBase + tx);
+        mapped.insert(kIovaBase + rx);
+      }
+      q[2 * pair]->Post({{kIovaBase + rx, 2048, true}});
+      q[2 * pair + 1]->Post({{kIovaBase + tx, static_cast<uint32_t>(kHdr + 64), false}});
+      if (!q[2 * pair]->WaitUsed(1) || !q[2 * pair + 1]->WaitUsed(1)) return;
+      q[2 * pair]->TakeUsed();
+      q[2 * pair + 1]->TakeUsed();
+      if (fe.mem()[rx + kHdr + 63] != static_cast<uint8_t>(i)) return;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        mapped.erase(kIovaBase + tx);
+        mapped.erase(kIovaBase + rx);
+      }
+      (void)fe.Invalidate(kIovaBase + tx, kPage);
+      (void)fe.Invalidate(kIovaBase + rx, kPage);
+    }
+  };
+  std::thread t0(guest, 0), t1(guest, 1);
+  t0.join();
+  t1.join();
+  fe.StopMissServer();
+  const BackendStats s = be.backend->Stats();
+  EXPECT_EQ(s.queues[0].rx_packets, kPackets);
+  EXPECT_EQ(s.queues[1].rx_packets, kPackets);
+  EXPECT_EQ(faults.load(), 0u) << "MISSes for pages the guest had not mapped (QEMU: DMAR faults)";
+  EXPECT_EQ(s.queues[0].drops + s.queues[1].drops, 0u);
 }
 
 TEST(DatapathMultiQueueTest, EveryPairForwardsOnItsOwnWorker) {

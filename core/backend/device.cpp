@@ -117,12 +117,21 @@ Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_
                               protocol::kVersion, m);
 }
 
-bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue) {
+bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue, uint64_t applied_seq) {
+  constexpr std::size_t kForgetAnsweredAt = 256;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t page = iova >> 12;
-  // Whatever permission is asked now, the answer to the MISS in flight (an UPDATE with the
-  // permission the front-end grants; QEMU always grants RW) comes first; the queue retries then.
-  if (in_flight_.contains(page)) return false;
+  if (auto it = in_flight_.find(page); it != in_flight_.end()) {
+    // Unanswered, or answered by an UPDATE this worker has not applied yet: whatever
+    // permission is asked now, that answer comes first (QEMU always grants RW); the queue
+    // retries once it is applied.
+    if (it->second == 0 || applied_seq < it->second) return false;
+    in_flight_.erase(it);  // answered and applied, and it still misses: ask again
+  }
+  if (in_flight_.size() >= kForgetAnsweredAt && min_applied_) {
+    const uint64_t everyone = min_applied_();
+    std::erase_if(in_flight_, [&](const auto& e) { return e.second && e.second <= everyone; });
+  }
   if (in_flight_.size() >= kMaxMissesInFlight) {
     if (!warned_full_) {
       VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %zu MISSes are unanswered; no new MISS is sent "
@@ -136,24 +145,25 @@ bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue) {
     if (channel_.valid()) VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %s", iova, s.message().c_str());
     return false;
   }
-  in_flight_.insert(page);
+  in_flight_.emplace(page, 0);
   counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
   if (recorder_) recorder_->Add(trace::RecordType::kMiss, iova, 1, 0, perm, queue);
   VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
   return true;
 }
 
-void BackendChannel::NoteUpdate(iotlb::IovaRange range) {
+void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
   if (in_flight_.empty()) return;
   const uint64_t first = range.first >> 12, last = range.last >> 12;
-  std::erase_if(in_flight_, [&](uint64_t page) { return page >= first && page <= last; });
-  if (in_flight_.size() < kMaxMissesInFlight) warned_full_ = false;
+  for (auto& [page, answered] : in_flight_)
+    if (page >= first && page <= last) answered = seq;
 }
 
 std::size_t BackendChannel::misses_in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return in_flight_.size();
+  return static_cast<std::size_t>(
+      std::count_if(in_flight_.begin(), in_flight_.end(), [](const auto& e) { return !e.second; }));
 }
 
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
@@ -279,6 +289,7 @@ class DeviceImpl final : public Device {
  public:
   DeviceImpl(const BackendOptions& options, Counters* counters, trace::Writer* recorder)
       : Device(options, counters, recorder) {
+    backend_channel_.SetMinApplied([this] { return iotlb_.MinAppliedSeq(); });
     for (uint32_t p = 0; p < options.queue_pairs; ++p)
       threads_.emplace_back([this, p] { Worker(this, p).Run(); });
   }
@@ -289,7 +300,7 @@ class DeviceImpl final : public Device {
 
   iotlb::InsertStatus IotlbUpdate(iotlb::IovaRange range, uint64_t uaddr, Perm perm) override {
     iotlb::InsertStatus s = iotlb_.Insert(range, uaddr, perm);
-    backend_channel_.NoteUpdate(range);
+    backend_channel_.NoteUpdate(range, iotlb_.last_seq());
     WakeIotlbWaiters();
     return s;
   }
@@ -458,7 +469,7 @@ class DeviceImpl final : public Device {
           if (t.outcome == iotlb::Outcome::kAccessFail) return {RingXlate::kAccessFail, nullptr, a};
           if (t.outcome == iotlb::Outcome::kMiss) {
             ++misses_;
-            dev_->backend_channel_.SendMiss(a, perm, current_queue_);
+            dev_->backend_channel_.SendMiss(a, perm, current_queue_, reader_->applied_seq());
             missed = true;
             done += kPage - (a & (kPage - 1));
             continue;
@@ -613,7 +624,8 @@ class DeviceImpl final : public Device {
                                         fault, &indirect_);
       if (s == ChainStatus::kMiss) {
         ++misses_;
-        dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_);
+        dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_,
+                                        reader_->applied_seq());
         q.stalled = true;
         q.stalled_generation = reader_->generation();
         q.missed_ahead = 1;
@@ -636,7 +648,8 @@ class DeviceImpl final : public Device {
         const ChainStatus s = q.ring.Walk(q.ring.HeadAt(k), dev_->config_.indirect, translate,
                                           &ahead_chain_, &ahead_fault_, &ahead_indirect_);
         if (s == ChainStatus::kMiss)
-          dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_);
+          dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_,
+                                          reader_->applied_seq());
       }
       q.missed_ahead = std::max(q.missed_ahead, end);
     }

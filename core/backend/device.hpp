@@ -23,7 +23,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <functional>
+#include <unordered_map>
 #include <vector>
 
 #include "core/backend/backend.hpp"
@@ -72,12 +73,21 @@ class BackendChannel {
   // guest used the buffer and unmapped the page; QEMU then finds no mapping and injects a DMAR
   // fault into the guest. So a MISS is re-sent only after its answer came, never on any other
   // IOTLB change (an INVALIDATE does not cancel a MISS the front-end still holds).
-  bool SendMiss(uint64_t iova, iotlb::Perm perm, uint16_t queue);
+  //
+  // "Its answer came" means: the worker asking has applied the UPDATE that answered it. The
+  // control thread inserts an UPDATE into the workers' logs at once but each worker applies its
+  // log only between bursts; a worker that missed the page again in that window would ask a
+  // second time for an answer it already has. `applied_seq` is the asking worker's
+  // Replicated::Reader::applied_seq().
+  bool SendMiss(uint64_t iova, iotlb::Perm perm, uint16_t queue, uint64_t applied_seq);
   // Sends IOTLB ACCESS_FAIL (iova, size, perm).
   Status SendAccessFail(uint64_t iova, uint64_t size, iotlb::Perm perm);
-  // Called by the control thread after every UPDATE, before workers are woken: the MISSes it
-  // answers are no longer in flight.
-  void NoteUpdate(iotlb::IovaRange range);
+  // Called by the control thread after every UPDATE (writer sequence number `seq`), before
+  // workers are woken: the MISSes it covers are answered once a worker has applied `seq`.
+  void NoteUpdate(iotlb::IovaRange range, uint64_t seq);
+  // Answered entries every worker has applied are forgotten when the table grows;
+  // `min_applied` returns the smallest applied_seq over the workers.
+  void SetMinApplied(std::function<uint64_t()> min_applied) { min_applied_ = std::move(min_applied); }
   // MISSes sent and not answered yet.
   std::size_t misses_in_flight() const;
 
@@ -91,7 +101,10 @@ class BackendChannel {
   trace::Writer* recorder_;  // may be null
   mutable std::mutex mu_;
   protocol::Channel channel_;                         // guarded by mu_
-  std::unordered_set<uint64_t> in_flight_;  // 4 KiB pages of unanswered MISSes; guarded by mu_
+  // 4 KiB page of a MISS sent -> 0 while unanswered, else the sequence number of the last
+  // UPDATE that covered it. Guarded by mu_.
+  std::unordered_map<uint64_t, uint64_t> in_flight_;
+  std::function<uint64_t()> min_applied_;
   bool warned_no_channel_ = false;                    // guarded by mu_
   bool warned_full_ = false;                          // guarded by mu_
 };

@@ -89,6 +89,9 @@ class Replicated {
     }
     // Changes whenever applied operations may have changed translations.
     uint64_t generation() const { return generation_; }
+    // The sequence number of the last writer operation this replica has applied (writer
+    // operations are numbered 1, 2, ... in publish order; see Replicated::last_seq()).
+    uint64_t applied_seq() const { return applied_seq_.load(std::memory_order_relaxed); }
     // Operations applied to this replica so far.
     uint64_t applied() const { return applied_; }
 
@@ -111,6 +114,8 @@ class Replicated {
         }
       }
       applied_ += ops.size();
+      applied_seq_.store(applied_seq_.load(std::memory_order_relaxed) + ops.size(),
+                         std::memory_order_relaxed);
       ++generation_;
     }
 
@@ -120,6 +125,7 @@ class Replicated {
     alignas(64) std::atomic<bool> pending_{false};
     alignas(64) uint64_t generation_ = 0;
     uint64_t applied_ = 0;
+    std::atomic<uint64_t> applied_seq_{0};  // written by the reader, read by MinAppliedSeq()
     bool offline_ = false;
   };
 
@@ -138,6 +144,7 @@ class Replicated {
     std::unique_ptr<Reader> r(new Reader(this));
     std::lock_guard<std::mutex> lock(mu_);
     master_.ForEach([&](const Entry& e) { (void)r->table_.Insert(e.range, e.uaddr, e.perm); });
+    r->applied_seq_.store(published_, std::memory_order_relaxed);  // the snapshot holds them
     readers_.push_back(r.get());
     return r;
   }
@@ -172,6 +179,20 @@ class Replicated {
     std::lock_guard<std::mutex> lock(mu_);
     return master_.Size();
   }
+  // The sequence number of the last operation published (Insert/Invalidate that changed
+  // something); 0 before the first.
+  uint64_t last_seq() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return published_;
+  }
+  // The smallest applied_seq() over the registered readers (last_seq() when there are none):
+  // every operation up to it is visible to every reader.
+  uint64_t MinAppliedSeq() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t m = published_;
+    for (const Reader* r : readers_) m = std::min(m, r->applied_seq());
+    return m;
+  }
   std::size_t readers() const {
     std::lock_guard<std::mutex> lock(mu_);
     return readers_.size();
@@ -179,6 +200,7 @@ class Replicated {
 
  private:
   void Publish(const Op& op) {
+    ++published_;
     for (Reader* r : readers_) {
       r->log_.push_back(op);
       r->pending_.store(true, std::memory_order_release);
@@ -187,6 +209,7 @@ class Replicated {
 
   mutable std::mutex mu_;
   Reference master_;               // guarded by mu_
+  uint64_t published_ = 0;         // operations published; guarded by mu_
   std::vector<Reader*> readers_;   // guarded by mu_
 };
 
