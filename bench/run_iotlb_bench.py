@@ -9,6 +9,8 @@ Suites (each a Google Benchmark filter; see SUITES below):
   readme  the table in the README: 16..256Ki entries, uniform + hotset, 4 KiB pages, inline and
           virtual dispatch; plus seq/zipf and 2 MiB/mixed pages at 2048 entries.
   ops     BM_Insert, BM_Invalidate (page/range/all), BM_Contended.
+  control the control path: BM_InsertInto and BM_Invalidate at 1 Ki, 64 Ki and 256 Ki entries,
+          BM_ReplicaApply (the replica log apply), BM_Contended (INVALIDATE ack p50/p99).
   full    every registered benchmark (about 1300: long; run it on a quiet machine).
 
 Writes results/bench/iotlb_<suite>.json: {"schema_version", "context" (machine, kernel, CPU,
@@ -33,6 +35,8 @@ SUITES = {
     "readme": (r"BM_Translate/[^/]+/(inline|virtual)/([0-9]+/(uniform|hotset)/4k"
                r"|2048/(seq|zipf)/4k|2048/uniform/(2m|mixed))$"),
     "ops": r"BM_(Insert|Invalidate|Contended)/",
+    "control": (r"BM_(InsertInto/[^/]+/(1024|65536|262144)$|Invalidate/[^/]+/[a-z]+/(1024|65536|262144)(/|$)"
+                r"|ReplicaApply/|Contended/)"),
     "full": r".",
 }
 SCHEMA_VERSION = 1
@@ -91,7 +95,8 @@ def machine_context(build_dir, repo):
 NAME_RE = re.compile(
     r"^BM_Translate/(?P<design>[^/]+)/(?P<dispatch>inline|virtual)/(?P<entries>\d+)/"
     r"(?P<pattern>[a-z]+)/(?P<page>[a-z0-9]+)$|"
-    r"^BM_Insert/(?P<design_i>[^/]+)/(?P<entries_i>\d+)$|"
+    r"^BM_Insert(?:Into)?/(?P<design_i>[^/]+)/(?P<entries_i>\d+)$|"
+    r"^BM_ReplicaApply/(?P<design_a>[^/]+)/(?P<op>update|invalidate)/(?P<batch>\d+)$|"
     r"^BM_Invalidate/(?P<design_v>[^/]+)/(?P<kind>page|range|all)/(?P<entries_v>\d+)$|"
     r"^BM_Contended/(?P<design_c>[^/]+)/(?P<readers>\d+)$")
 
@@ -103,11 +108,14 @@ def parse_name(run_name):
         return {"bench": base.split("/")[0]}
     g = m.groupdict()
     bench = base.split("/")[0]
-    row = {"bench": bench, "design": g["design"] or g["design_i"] or g["design_v"] or g["design_c"]}
+    row = {"bench": bench,
+           "design": g["design"] or g["design_i"] or g["design_v"] or g["design_a"] or g["design_c"]}
     if bench == "BM_Translate":
         row.update(dispatch=g["dispatch"], entries=int(g["entries"]), pattern=g["pattern"], page=g["page"])
-    elif bench == "BM_Insert":
+    elif bench in ("BM_Insert", "BM_InsertInto"):
         row.update(entries=int(g["entries_i"]))
+    elif bench == "BM_ReplicaApply":
+        row.update(op=g["op"], batch=int(g["batch"]))
     elif bench == "BM_Invalidate":
         row.update(kind=g["kind"], entries=int(g["entries_v"]))
     else:
@@ -116,16 +124,18 @@ def parse_name(run_name):
 
 
 def ns_per_op(b):
-    """Nanoseconds per operation: per lookup for Translate/Contended, per item otherwise."""
+    """Nanoseconds per operation: per lookup for Translate/Contended, per item otherwise (for
+    ReplicaApply: per logged operation applied, from manual time)."""
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
     t = b["real_time"] * scale
-    if b["name"].startswith(("BM_Insert", "BM_Invalidate")) and b.get("items_per_second"):
+    if b["name"].startswith(("BM_Insert", "BM_Invalidate", "BM_ReplicaApply")) and b.get("items_per_second"):
         return 1e9 / b["items_per_second"]
     return t
 
 
 def collect_rows(bench_json):
-    """Groups repetitions by run_name: median/min/max of ns/op, counters from the median run."""
+    """Groups repetitions by run_name: median/min/max of ns/op, counters from the median run
+    (ack latency percentiles: median and range over repetitions)."""
     import numpy as np
     runs = {}
     errors = {}
@@ -145,9 +155,17 @@ def collect_rows(bench_json):
         row.update(name=run_name, repetitions=len(reps), ns_per_op=float(np.median(values)),
                    ns_min=float(values.min()), ns_max=float(values.max()))
         for key in ("bytes_per_entry", "cache_miss_ratio", "entries", "invalidate_us",
-                    "invalidates", "hit_ratio"):
+                    "invalidates", "hit_ratio", "ops_per_apply"):
             if key in med:
                 row["counter_" + key] = med[key]
+        # Ack latency percentiles: the median over repetitions of each (not the median run's),
+        # with their range.
+        for key in ("invalidate_ack_p50_us", "invalidate_ack_p99_us"):
+            vals = [b[key] for b in reps if key in b]
+            if vals:
+                row["counter_" + key] = float(np.median(vals))
+                row["counter_" + key + "_min"] = float(min(vals))
+                row["counter_" + key + "_max"] = float(max(vals))
         rows.append(row)
     for run_name, msg in errors.items():
         row = parse_name(run_name)
@@ -236,6 +254,56 @@ def markdown_ops_table(rows):
     return "\n".join(lines)
 
 
+def markdown_control_tables(rows):
+    """The control suite: UPDATE/INVALIDATE cost by table size, replica log apply, ack latency."""
+    rs = [r for r in rows if r.get("bench") in ("BM_InsertInto", "BM_Invalidate", "BM_ReplicaApply",
+                                                 "BM_Contended") and "ns_per_op" in r]
+    if not any(r["bench"] in ("BM_InsertInto", "BM_ReplicaApply") for r in rs):
+        return ""
+    designs = []
+    for r in rs:
+        if r["design"] not in designs:
+            designs.append(r["design"])
+
+    def get(bench, design, **kw):
+        for r in rs:
+            if r["bench"] == bench and r["design"] == design and all(r.get(k) == v for k, v in kw.items()):
+                return r
+        return None
+
+    def cell(r, fmt="{:.1f}", key="ns_per_op"):
+        return fmt.format(r[key]) if r and r.get(key) is not None else "-"
+
+    sizes = [(1024, "1Ki"), (65536, "64Ki"), (262144, "256Ki")]
+    head = (["design"] + [f"update {s}" for _, s in sizes] + [f"inval page {s}" for _, s in sizes] +
+            [f"inval 64-range {s}" for _, s in sizes] + [f"inval all {s}" for _, s in sizes])
+    out = ["ns per operation (UPDATE of a new page into a table of N entries; INVALIDATE of one "
+           "page, of a 64-entry range, of everything):", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in designs:
+        cells = [d] + [cell(get("BM_InsertInto", d, entries=n)) for n, _ in sizes]
+        for kind in ("page", "range", "all"):
+            cells += [cell(get("BM_Invalidate", d, kind=kind, entries=n), "{:.0f}") for n, _ in sizes]
+        out.append("| " + " | ".join(cells) + " |")
+    batches = sorted({r["batch"] for r in rs if r["bench"] == "BM_ReplicaApply"})
+    head = (["design"] + [f"apply update x{b}" for b in batches] + [f"apply inval x{b}" for b in batches] +
+            ["ack p50/p99 us, 1 reader", "ack p50/p99 us, 2 readers"])
+    out += ["", "Replica log apply (ns per logged operation, 16 Ki-entry replica) and INVALIDATE ack "
+            "latency (us) while readers translate:", "",
+            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in designs:
+        cells = [d] + [cell(get("BM_ReplicaApply", d, op=op, batch=b)) for op in ("update", "invalidate")
+                       for b in batches]
+        for readers in (1, 2):
+            r = get("BM_Contended", d, readers=readers)
+            if r and "counter_invalidate_ack_p50_us" in r:
+                cells.append(f"{r['counter_invalidate_ack_p50_us']:.1f} / {r['counter_invalidate_ack_p99_us']:.1f}")
+            else:
+                cells.append("-")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def plot(rows, path):
     """ns/lookup vs entries per design: uniform random lookups (left) and the hot set (right)."""
     import matplotlib
@@ -320,7 +388,10 @@ def main():
     png = os.path.join(args.out_dir, f"iotlb_{args.suite}.png")
     if plot(rows, png):
         print(f"wrote {png}", file=sys.stderr)
-    for table in (markdown_table(rows), markdown_ops_table(rows)):
+    tables = [markdown_table(rows), markdown_ops_table(rows), markdown_control_tables(rows)]
+    if args.suite == "control":
+        tables = [markdown_control_tables(rows)]
+    for table in tables:
         if table:
             print(table)
             print()
