@@ -9,7 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwloc-dev hwloc libpfm4-dev liburcu-dev libabsl-dev libtomlplusplus-dev
   dpdk dpdk-dev
-  qemu-system-x86 cpio
+  qemu-system-x86 cpio xz-utils zstd
   pybind11-dev python3-dev python3-numpy python3-pandas python3-matplotlib python3-scipy
   python3-pytest python3-tqdm python3-nbclient python3-ipykernel jupyter-nbconvert
 )

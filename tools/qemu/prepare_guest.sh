@@ -43,10 +43,21 @@ work="$(mktemp -d "$cache/.work.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 # Debian's current cloud kernel ABI, e.g. linux-image-6.1.0-57-cloud-amd64.
-kernel_pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-              sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)"
+cloud_kernel() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1
+}
+kernel_pkg="$(cloud_kernel)"
+if [ -z "$kernel_pkg" ]; then
+  # A machine whose package lists were never fetched (every package preinstalled): fetch them.
+  log "apt knows no cloud kernel yet: apt-get update"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || true
+  kernel_pkg="$(cloud_kernel)"
+fi
 [ -n "$kernel_pkg" ] ||
-  die "apt-cache depends linux-image-cloud-amd64 names no kernel (run apt-get update?)"
+  die "apt-cache depends linux-image-cloud-amd64 names no kernel, even after apt-get update"
 kver="${kernel_pkg#linux-image-}"
 
 # Downloads package $1 into $work and unpacks it into $2 (a fresh directory).
