@@ -160,12 +160,6 @@ void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
     if (page >= first && page <= last) answered = seq;
 }
 
-std::size_t BackendChannel::misses_in_flight() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<std::size_t>(
-      std::count_if(in_flight_.begin(), in_flight_.end(), [](const auto& e) { return !e.second; }));
-}
-
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
   std::lock_guard<std::mutex> lock(mu_);
   if (recorder_) recorder_->Add(trace::RecordType::kAccessFail, iova, size, 0, perm);

@@ -88,8 +88,6 @@ class BackendChannel {
   // Answered entries every worker has applied are forgotten when the table grows;
   // `min_applied` returns the smallest applied_seq over the workers.
   void SetMinApplied(std::function<uint64_t()> min_applied) { min_applied_ = std::move(min_applied); }
-  // MISSes sent and not answered yet.
-  std::size_t misses_in_flight() const;
 
   // A front-end that never answers cannot make this table grow without bound: at the cap, no
   // new MISS is sent (the queue waits, and it is logged).
