@@ -677,6 +677,35 @@ TEST(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
   EXPECT_EQ(counters.misses_sent.load(), 2u);
 }
 
+// Answered MISSes that every online worker has applied are forgotten: a long cold run over more
+// distinct pages than the in-flight cap never stops asking (an idle, offline worker does not
+// hold the table up: it applies its whole log before it translates again).
+TEST(BackendChannelTest, AnsweredMissesAreForgottenOnceEveryWorkerAppliedThem) {
+  Counters counters(1);
+  BackendChannel ch(&counters, nullptr);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ch.Set(UniqueFd(sv[0]));
+  UniqueFd peer(sv[1]);
+  std::atomic<bool> stop{false};
+  std::thread drain([&] {  // the front-end reads what the backend sends
+    char buf[4096];
+    while (!stop) (void)::recv(peer.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  });
+  uint64_t seq = 0;
+  ch.SetMinApplied([&] { return seq; });
+  const uint64_t pages = 2 * BackendChannel::kMaxMissesInFlight;
+  uint64_t sent = 0;
+  for (uint64_t p = 0; p < pages; ++p) {
+    sent += ch.SendMiss(p << 12, iotlb::Perm::kRead, 0, seq);
+    ++seq;
+    ch.NoteUpdate({p << 12, (p << 12) + 0xfff}, seq);
+  }
+  stop = true;
+  drain.join();
+  EXPECT_EQ(sent, pages);
+}
+
 // A strict guest behind QEMU on two queue pairs at once: each buffer's page is mapped only while
 // the buffer belongs to the device (the same few IOVA pages are reused, as Linux's IOVA
 // allocator does), and a MISS is answered only while its page is mapped: QEMU answers nothing

@@ -131,6 +131,7 @@ bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue, uint64_t
   if (in_flight_.size() >= kForgetAnsweredAt && min_applied_) {
     const uint64_t everyone = min_applied_();
     std::erase_if(in_flight_, [&](const auto& e) { return e.second && e.second <= everyone; });
+    if (in_flight_.size() < kMaxMissesInFlight) warned_full_ = false;
   }
   if (in_flight_.size() >= kMaxMissesInFlight) {
     if (!warned_full_) {

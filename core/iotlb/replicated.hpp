@@ -62,7 +62,7 @@ class Replicated {
         auto& rs = parent_->readers_;
         rs.erase(std::remove(rs.begin(), rs.end(), this), rs.end());
       }
-      if (offline_) rcu_thread_online();
+      if (offline_.load(std::memory_order_relaxed)) rcu_thread_online();
       rcu_unregister_thread();
     }
 
@@ -77,14 +77,14 @@ class Replicated {
     }
     // Around blocking waits (e.g. an idle queue sleeping on its kick fd).
     void Offline() {
-      if (offline_) return;
+      if (offline_.load(std::memory_order_relaxed)) return;
       rcu_thread_offline();
-      offline_ = true;
+      offline_.store(true, std::memory_order_release);
     }
     void Online() {
-      if (!offline_) return;
+      if (!offline_.load(std::memory_order_relaxed)) return;
       rcu_thread_online();
-      offline_ = false;
+      offline_.store(false, std::memory_order_release);
       if (pending_.load(std::memory_order_acquire)) Drain();
     }
     // Changes whenever applied operations may have changed translations.
@@ -126,7 +126,9 @@ class Replicated {
     alignas(64) uint64_t generation_ = 0;
     uint64_t applied_ = 0;
     std::atomic<uint64_t> applied_seq_{0};  // written by the reader, read by MinAppliedSeq()
-    bool offline_ = false;
+    // Written by the reader; read by MinAppliedSeq(): an offline reader applies the whole log
+    // when it comes back online, before it translates again.
+    std::atomic<bool> offline_{false};
   };
 
   Replicated() = default;
@@ -185,12 +187,14 @@ class Replicated {
     std::lock_guard<std::mutex> lock(mu_);
     return published_;
   }
-  // The smallest applied_seq() over the registered readers (last_seq() when there are none):
-  // every operation up to it is visible to every reader.
+  // The smallest applied_seq() over the online readers (last_seq() when there are none): every
+  // operation up to it is visible to every reader, or will be before an offline one translates
+  // again (Online() applies its log first). An idle queue does not hold the others back.
   uint64_t MinAppliedSeq() const {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t m = published_;
-    for (const Reader* r : readers_) m = std::min(m, r->applied_seq());
+    for (const Reader* r : readers_)
+      if (!r->offline_.load(std::memory_order_acquire)) m = std::min(m, r->applied_seq());
     return m;
   }
   std::size_t readers() const {
