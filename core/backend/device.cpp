@@ -13,8 +13,9 @@
 //              the access needs) -> front-end uaddr -> memory table -> local pointer.
 //   IOMMU off: ring addresses are front-end uaddrs -> memory table; descriptor addresses are
 //              GPAs -> memory table.
-// Every step answers for one contiguous piece; a buffer becomes a list of pieces and a ring part
-// (desc table, avail ring, used ring) must be host-contiguous as a whole.
+// Every step answers for one contiguous piece; a buffer becomes a list of pieces. A ring part
+// (desc table, avail ring, used ring) is used as one block: in place when its pieces are
+// host-contiguous, else through a PageWindow of its pages (TranslateRing).
 //
 // Misses: a chain (or ring) that misses sends IOTLB MISS (iova, perm) and leaves the descriptor
 // where it is; the queue is "stalled" until its reader's generation moves, then the SAME head is

@@ -13,8 +13,8 @@
 //    returns only after every worker passed a quiescent state, which is the invalidation
 //    guarantee the INVALIDATE reply promises.
 //  - BackendChannel (the SET_BACKEND_REQ_FD socket) is shared by all workers for MISS and
-//    ACCESS_FAIL; writes are serialized by its mutex and misses are deduplicated per
-//    (page, permission) until the IOTLB changes.
+//    ACCESS_FAIL; writes are serialized by its mutex, and at most one MISS per page is in
+//    flight until a worker has applied the UPDATE that answered it (SendMiss).
 #pragma once
 
 #include <atomic>
