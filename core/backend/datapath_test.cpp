@@ -75,11 +75,20 @@ struct Rig {
              std::function<TestFrontend::Mapping(uint64_t, uint8_t)> resolve = nullptr) {
     fe.Setup(iommu, indirect);
     if (resolve) fe.StartMissServer(resolve);
+    AddQueues();
+    StartQueues();
+  }
+
+  // RX queue 0 and TX queue 1 with `queue_size` entries, laid out at kRxRing and kTxRing.
+  void AddQueues() {
     rx = &fe.AddQueue(0, queue_size, kRxRing);
     tx = &fe.AddQueue(1, queue_size, kTxRing);
+  }
+  // Starts both at their RingAddr() (ENABLE left out when `enable` is false).
+  void StartQueues(bool enable = true) {
     auto ring = [this](uint64_t off) { return RingAddr(off); };
-    fe.StartQueue(*rx, ring);
-    fe.StartQueue(*tx, ring);
+    fe.StartQueue(*rx, ring, enable);
+    fe.StartQueue(*tx, ring, enable);
   }
 
   // Writes header + frame for TX slot `i` and returns the frame.
@@ -148,11 +157,8 @@ TEST(DatapathTest, LoopbackWithIommuStatic4kMappings) {
   rig.MapRings();
   rig.Map(kTxBufs, 64 * kSlot, protocol::kIotlbPermRo);
   rig.Map(kRxBufs, 64 * kSlot, protocol::kIotlbPermWo);
-  rig.rx = &rig.fe.AddQueue(0, kQueueSize, kRxRing);
-  rig.tx = &rig.fe.AddQueue(1, kQueueSize, kTxRing);
-  auto ring = [&](uint64_t off) { return rig.RingAddr(off); };
-  rig.fe.StartQueue(*rig.rx, ring);
-  rig.fe.StartQueue(*rig.tx, ring);
+  rig.AddQueues();
+  rig.StartQueues();
   rig.LoopbackAndVerify(300);
   const QueueStats s = rig.Stats();
   EXPECT_EQ(s.rx_packets, 300u);
@@ -187,11 +193,8 @@ TEST(DatapathTest, QemuOrderEnablesRingsBeforeSetFeatures) {
     ASSERT_EQ(rig.fe.Call(Request::kSetVringEnable, protocol::VringState{q, 1}).value(), 0u);
   rig.fe.Setup(true);
   rig.fe.StartMissServer(MapMissedPage);
-  rig.rx = &rig.fe.AddQueue(0, kQueueSize, kRxRing);
-  rig.tx = &rig.fe.AddQueue(1, kQueueSize, kTxRing);
-  auto ring = [&](uint64_t off) { return rig.RingAddr(off); };
-  rig.fe.StartQueue(*rig.rx, ring, /*enable=*/false);
-  rig.fe.StartQueue(*rig.tx, ring, /*enable=*/false);
+  rig.AddQueues();
+  rig.StartQueues(/*enable=*/false);
   rig.LoopbackAndVerify(50);
   rig.fe.StopMissServer();
   EXPECT_EQ(rig.Stats().rx_packets, 50u);
@@ -213,11 +216,8 @@ TEST(DatapathTest, BuffersAcrossEntriesWithNonAdjacentHostPages) {
     ASSERT_EQ(rig.fe.Update(kRxIova + i * kPage, kPage, TestFrontend::Uaddr(rx_host[i]),
                             protocol::kIotlbPermWo).value(), 0u);
   }
-  rig.rx = &rig.fe.AddQueue(0, kQueueSize, kRxRing);
-  rig.tx = &rig.fe.AddQueue(1, kQueueSize, kTxRing);
-  auto ring = [&](uint64_t off) { return rig.RingAddr(off); };
-  rig.fe.StartQueue(*rig.rx, ring);
-  rig.fe.StartQueue(*rig.tx, ring);
+  rig.AddQueues();
+  rig.StartQueues();
 
   // Writes/reads `len` bytes at an IOVA through the two-page map.
   auto host = [&](const uint64_t pages[2], uint64_t base, uint64_t iova) {
@@ -555,8 +555,7 @@ TEST(DatapathRingTest, RingsWhoseHostPagesAreScatteredRunThroughAWindow) {
                     .value(), 0u);
   rig.Map(kTxBufs, 64 * kSlot);
   rig.Map(kRxBufs, 64 * kSlot);
-  rig.rx = &rig.fe.AddQueue(0, 1024, kRxRing);
-  rig.tx = &rig.fe.AddQueue(1, 1024, kTxRing);
+  rig.AddQueues();
   // The driver sees its rings as the guest kernel does: contiguous (its own window over the
   // same scattered pages), while the backend finds them scattered behind the IOTLB.
   memory::PageWindow driver_view[2];
@@ -573,9 +572,7 @@ TEST(DatapathRingTest, RingsWhoseHostPagesAreScatteredRunThroughAWindow) {
     q->avail = reinterpret_cast<virtio::Avail*>(base + (q->avail_off() - q->off));
     q->used = reinterpret_cast<virtio::Used*>(base + (q->used_off() - q->off));
   }
-  auto ring = [&](uint64_t off) { return rig.RingAddr(off); };
-  rig.fe.StartQueue(*rig.rx, ring);
-  rig.fe.StartQueue(*rig.tx, ring);
+  rig.StartQueues();
   rig.LoopbackAndVerify(300);
   const QueueStats s = rig.Stats();
   EXPECT_EQ(s.rx_packets, 300u);
@@ -657,13 +654,21 @@ TEST(DatapathRingTest, GetVringBaseAfterTrafficAndRestart) {
 // The in-flight rule of MISSes, step by step: a MISS is asked once; an UPDATE answers it only
 // for a worker that applied that UPDATE (until then its log holds the answer); a worker that
 // applied it and still misses asks again.
-TEST(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
-  Counters counters(1);
-  BackendChannel ch(&counters, nullptr);
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  ch.Set(UniqueFd(sv[0]));
-  UniqueFd peer(sv[1]);
+// A BackendChannel on one end of a socket pair; `peer` is the front-end's end.
+class BackendChannelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ch.Set(UniqueFd(sv[0]));
+    peer = UniqueFd(sv[1]);
+  }
+  Counters counters{1};
+  BackendChannel ch{&counters, nullptr};
+  UniqueFd peer;
+};
+
+TEST_F(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
   const uint64_t x = 0xfffd14c0;
   EXPECT_TRUE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, /*applied_seq=*/7));
   EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 7)) << "unanswered: in flight";
@@ -680,13 +685,7 @@ TEST(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
 // Answered MISSes that every online worker has applied are forgotten: a long cold run over more
 // distinct pages than the in-flight cap never stops asking (an idle, offline worker does not
 // hold the table up: it applies its whole log before it translates again).
-TEST(BackendChannelTest, AnsweredMissesAreForgottenOnceEveryWorkerAppliedThem) {
-  Counters counters(1);
-  BackendChannel ch(&counters, nullptr);
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  ch.Set(UniqueFd(sv[0]));
-  UniqueFd peer(sv[1]);
+TEST_F(BackendChannelTest, AnsweredMissesAreForgottenOnceEveryWorkerAppliedThem) {
   std::atomic<bool> stop{false};
   std::thread drain([&] {  // the front-end reads what the backend sends
     char buf[4096];
