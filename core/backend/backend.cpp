@@ -177,6 +177,38 @@ class BackendImpl final : public Backend {
 
 }  // namespace
 
+const char* PollModeName(PollMode m) {
+  switch (m) {
+    case PollMode::kInterrupt: return "interrupt";
+    case PollMode::kAdaptive: return "adaptive";
+    case PollMode::kBusy: return "busy";
+  }
+  return "?";
+}
+
+Status ParsePollMode(const std::string& v, PollMode* mode, uint32_t* spin_us) {
+  if (v == "busy") {
+    *mode = PollMode::kBusy;
+  } else if (v == "interrupt") {
+    *mode = PollMode::kInterrupt;
+  } else if (v == "adaptive") {
+    *mode = PollMode::kAdaptive;
+  } else if (v.rfind("adaptive:", 0) == 0) {
+    const std::string digits = v.substr(9);
+    const bool numeric = !digits.empty() && digits.size() <= 7 &&
+                         digits.find_first_not_of("0123456789") == std::string::npos;
+    const uint64_t us = numeric ? std::stoull(digits) : 0;
+    if (us < 1 || us > 1000000)
+      return Error{"poll adaptive:US needs US in 1..1000000 microseconds, not '" + v.substr(9) +
+                   "'"};
+    *mode = PollMode::kAdaptive;
+    *spin_us = static_cast<uint32_t>(us);
+  } else {
+    return Error{"poll must be busy, adaptive[:US] or interrupt, not '" + v + "'"};
+  }
+  return {};
+}
+
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   if (options.socket_path.empty()) return Error{"backend: --socket PATH is required"};
   if (options.queue_pairs == 0 || options.queue_pairs > 64)

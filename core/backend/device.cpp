@@ -172,39 +172,6 @@ Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
 
 void WorkerControl::Wake() { Signal(wake.get()); }
 
-const char* PollModeName(PollMode m) {
-  switch (m) {
-    case PollMode::kInterrupt: return "interrupt";
-    case PollMode::kAdaptive: return "adaptive";
-    case PollMode::kBusy: return "busy";
-  }
-  return "?";
-}
-
-Status ParsePollMode(const std::string& v, PollMode* mode, uint32_t* spin_us) {
-  if (v == "busy") {
-    *mode = PollMode::kBusy;
-  } else if (v == "interrupt") {
-    *mode = PollMode::kInterrupt;
-  } else if (v == "adaptive") {
-    *mode = PollMode::kAdaptive;
-  } else if (v.rfind("adaptive:", 0) == 0) {
-    const std::string digits = v.substr(9);
-    uint64_t us = 0;
-    const bool ok = !digits.empty() && digits.size() <= 7 &&
-                    digits.find_first_not_of("0123456789") == std::string::npos &&
-                    (us = std::stoull(digits)) >= 1 && us <= 1000000;
-    if (!ok)
-      return Error{"poll adaptive:US needs US in 1..1000000 microseconds, not '" + v.substr(9) +
-                   "'"};
-    *mode = PollMode::kAdaptive;
-    *spin_us = static_cast<uint32_t>(us);
-  } else {
-    return Error{"poll must be busy, adaptive[:US] or interrupt, not '" + v + "'"};
-  }
-  return {};
-}
-
 Device::Device(const BackendOptions& options, Counters* counters, trace::Writer* recorder)
     : counters_(counters), recorder_(recorder), backend_channel_(counters, recorder) {
   const uint32_t queue_pairs = options.queue_pairs;
