@@ -3,14 +3,15 @@
 // and infinities are written as null too (JSON has no such numbers).
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
+#include "core/experiment/json_text.hpp"
 #include "core/experiment/run.hpp"
 
 namespace vhostlab::experiment {
-namespace {
 
-std::string Quote(const std::string& s) {
+std::string JsonQuote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
@@ -42,50 +43,51 @@ std::string Quote(const std::string& s) {
   return out + "\"";
 }
 
-std::string Number(double v) {
+std::string JsonNumber(double v) {
   if (!std::isfinite(v)) return "null";
+  // The shortest of 15 or 17 significant digits that reads back as the same double
+  // (0.05, not 0.050000000000000003).
   char b[40];
-  std::snprintf(b, sizeof(b), "%.17g", v);
+  std::snprintf(b, sizeof(b), "%.15g", v);
+  if (std::strtod(b, nullptr) != v) std::snprintf(b, sizeof(b), "%.17g", v);
   return b;
 }
-
-}  // namespace
 
 std::string RunRecord::ToJson() const {
   std::ostringstream o;
   const RunConfig& c = config;
   o << "{\n  \"schema_version\": " << kSchemaVersion << ",\n  \"config\": {";
-  o << "\"profile\": " << Quote(c.profile) << ", \"backend\": " << Quote(c.backend)
-    << ", \"iotlb\": " << Quote(c.iotlb) << ", \"iommu\": " << (c.iommu ? "true" : "false")
-    << ", \"mapping\": " << Quote(c.mapping) << ", \"page_size\": " << c.page_size
-    << ", \"packets\": " << c.packets << ", \"seconds\": " << Number(c.seconds)
+  o << "\"profile\": " << JsonQuote(c.profile) << ", \"backend\": " << JsonQuote(c.backend)
+    << ", \"iotlb\": " << JsonQuote(c.iotlb) << ", \"iommu\": " << (c.iommu ? "true" : "false")
+    << ", \"mapping\": " << JsonQuote(c.mapping) << ", \"page_size\": " << c.page_size
+    << ", \"packets\": " << c.packets << ", \"seconds\": " << JsonNumber(c.seconds)
     << ", \"queue_pairs\": " << c.queue_pairs << ", \"ring_size\": " << c.ring_size
-    << ", \"packet_size\": " << c.packet_size << ", \"mode\": " << Quote(c.mode) << ", \"poll\": " << Quote(c.poll)
-    << ", \"seed\": " << c.seed << ", \"scatter\": " << Quote(c.scatter)
+    << ", \"packet_size\": " << c.packet_size << ", \"mode\": " << JsonQuote(c.mode) << ", \"poll\": " << JsonQuote(c.poll)
+    << ", \"seed\": " << c.seed << ", \"scatter\": " << JsonQuote(c.scatter)
     << ", \"mem_regions\": " << c.mem_regions
     << ", \"hugepages\": " << (c.hugepages ? "true" : "false")
     << ", \"flush_batch\": " << c.flush_batch << ", \"working_set\": " << c.working_set
     << ", \"storm_interval\": " << c.storm_interval << ", \"storm_burst\": " << c.storm_burst
-    << ", \"timeout_seconds\": " << Number(c.timeout_seconds) << ", \"cpus\": [";
+    << ", \"timeout_seconds\": " << JsonNumber(c.timeout_seconds) << ", \"cpus\": [";
   for (std::size_t i = 0; i < c.cpus.size(); ++i) o << (i ? ", " : "") << c.cpus[i];
   o << "], \"counters\": [";
-  for (std::size_t i = 0; i < c.counters.size(); ++i) o << (i ? ", " : "") << Quote(c.counters[i]);
+  for (std::size_t i = 0; i < c.counters.size(); ++i) o << (i ? ", " : "") << JsonQuote(c.counters[i]);
   o << "]},\n  \"context\": {";
   bool first = true;
   for (const auto& [k, v] : context) {
-    o << (first ? "" : ", ") << Quote(k) << ": " << Quote(v);
+    o << (first ? "" : ", ") << JsonQuote(k) << ": " << JsonQuote(v);
     first = false;
   }
   o << "},\n  \"notes\": [";
-  for (std::size_t i = 0; i < notes.size(); ++i) o << (i ? ", " : "") << Quote(notes[i]);
+  for (std::size_t i = 0; i < notes.size(); ++i) o << (i ? ", " : "") << JsonQuote(notes[i]);
   o << "],\n  \"metrics\": [";
   for (std::size_t i = 0; i < metrics.size(); ++i) {
     const Metric& m = metrics[i];
-    o << (i ? ",\n    " : "\n    ") << "{\"queue\": " << m.queue << ", \"side\": " << Quote(m.side)
-      << ", \"name\": " << Quote(m.name)
-      << ", \"value\": " << (m.available ? Number(m.value) : "null")
-      << ", \"unit\": " << Quote(m.unit) << ", \"available\": " << (m.available ? "true" : "false")
-      << ", \"note\": " << Quote(m.note) << "}";
+    o << (i ? ",\n    " : "\n    ") << "{\"queue\": " << m.queue << ", \"side\": " << JsonQuote(m.side)
+      << ", \"name\": " << JsonQuote(m.name)
+      << ", \"value\": " << (m.available ? JsonNumber(m.value) : "null")
+      << ", \"unit\": " << JsonQuote(m.unit) << ", \"available\": " << (m.available ? "true" : "false")
+      << ", \"note\": " << JsonQuote(m.note) << "}";
   }
   o << "\n  ]\n}\n";
   return o.str();
