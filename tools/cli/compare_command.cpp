@@ -2,10 +2,15 @@
 // the IOMMU off, then with the IOMMU on for each IOTLB design, then (with --with-dpdk) DPDK's
 // vhost PMD with the IOMMU off and on, and prints one table: Mpps, the ratio to the same
 // backend's IOMMU-off run, ns/packet, IOTLB traffic, drops and verification. Configurations run
-// in rounds (--repeat, default 3), each round visiting every configuration in the same order, and
-// the table shows medians: wall-clock rates on a shared 2-core machine swing by several x within
-// a minute, and rounds spread that over all rows. Every run's full record goes to --json-dir as
-// <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json (the plot scripts read them).
+// in rounds (--repeat, default 5) after discarded warm-up runs (--warmup), each round visiting
+// every configuration once in a rotated order (experiment::RoundOrder), and the table shows
+// medians: wall-clock rates on a shared 2-core machine swing by several x within a minute, and
+// rounds spread that over all rows. Each configuration's runs are tested against the IOMMU-off
+// runs with a Mann-Whitney U test (core/experiment/compare.hpp): a difference within noise reads
+// "~1.00x (n.s.)". Every run's full record goes to --json-dir as
+// <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json (the plot scripts read them), and
+// the comparison (order of every round, warm-up, medians, ratios, p-values) as
+// <profile>-compare.json.
 // `--profile all` does this for every profile in profiles/ in turn, one table each (a profile
 // with a [sweep] contributes its first point, as with --profile NAME), with progress on stderr.
 // Exit status 1 when any run failed verification or dropped packets.
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "core/base/log.hpp"
+#include "core/experiment/compare.hpp"
 #include "core/experiment/profile.hpp"
 #include "core/experiment/run.hpp"
 #include "core/iotlb/registry.hpp"
@@ -36,15 +42,20 @@ void Help(FILE* out) {
   std::fprintf(
       out,
       "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
-      "                        [--repeat N] [--json-dir DIR] [--packets N | --seconds S]\n"
+      "                        [--repeat N] [--warmup N] [--json-dir DIR]\n"
+      "                        [--packets N | --seconds S]\n"
       "                        [--queues N]\n"
       "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
       "\n"
       "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
       "baseline), then with the IOMMU on once per IOTLB design, then optionally DPDK's vhost PMD\n"
       "(dpdk-testpmd) with the IOMMU off and on, and prints one table. 'vs off' is the ratio of\n"
-      "a run's Mpps to the IOMMU-off run of the same backend, measured minutes apart on the same\n"
-      "machine: compare ratios, not absolute numbers, across machines.\n"
+      "a configuration's median Mpps to the IOMMU-off median of the same backend, measured on\n"
+      "the same machine in interleaved rounds: compare ratios, not absolute numbers, across\n"
+      "machines. Each configuration's runs are tested against the IOMMU-off runs with a\n"
+      "two-sided Mann-Whitney U test (column p); a difference with p >= 0.05 is within noise\n"
+      "and reads '~1.00x (n.s.)'. With fewer than 4 rounds no difference can reach p < 0.05:\n"
+      "the ratio then reads '(untested)'.\n"
       "\n"
       "options (defaults in brackets):\n"
       "  --profile P     [default] workload profile: profiles/P.toml or a path. Its first run\n"
@@ -52,10 +63,16 @@ void Help(FILE* out) {
       "                  profiles/, in name order, one table each (overrides apply to each).\n"
       "  --designs LIST  [all] IOTLB designs to run, comma-separated. Available: %s.\n"
       "  --with-dpdk     also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).\n"
-      "  --repeat N      [3] rounds: each round runs every configuration once, in order; the\n"
-      "                  table shows medians over rounds and the min..max range.\n"
+      "  --repeat N      [5] rounds: each round runs every configuration once; round r runs\n"
+      "                  them in an order rotated by about r/N of the list, so that no\n"
+      "                  configuration is always first or last. The table shows medians over\n"
+      "                  rounds and the min..max range.\n"
+      "  --warmup N      [1] discarded runs of each backend's IOMMU-off configuration before\n"
+      "                  the first round (0: none).\n"
       "  --json-dir DIR  write every run's record as JSON into DIR (created if missing), one\n"
-      "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json\n"
+      "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json,\n"
+      "                  and <profile>-compare.json: each round's order, the warm-up, medians,\n"
+      "                  ratios and p-values.\n"
       "  --packets N, --seconds S, --queues N, --mapping M, --page-size P, --ring-size N\n"
       "                  override the profile's workload (see `vhostlab run --help`).\n"
       "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
@@ -73,7 +90,8 @@ int Usage(const std::string& why) {
 struct Options {
   std::vector<std::string> designs;
   bool with_dpdk = false;
-  uint32_t repeat = 3;
+  uint32_t repeat = 5;
+  uint32_t warmup = 1;
   std::string json_dir;
   std::vector<std::pair<std::string, std::string>> overrides;  // workload flags, in order
 };
@@ -123,10 +141,10 @@ std::vector<std::string> AllProfiles() {
   return names;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+// The label of a configuration on the progress line and in <profile>-compare.json.
+std::string Label(const experiment::RunConfig& c) {
+  if (c.backend == "dpdk") return c.iommu ? "dpdk" : "dpdk-off";
+  return c.iommu ? c.iotlb : "off";
 }
 
 // One profile's comparison: runs the plan in rounds and prints its table. `label` prefixes the
@@ -166,24 +184,60 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
                    : (std::to_string(base.seconds) + " s").c_str(),
       base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str(), extras.c_str());
   std::fflush(stdout);
-  // Rounds: every configuration once per round, in the same order, so slow drifts and bursts
-  // of load from other processes spread over all configurations instead of hitting one.
+  // Warm-up, then rounds: every configuration once per round, in an order rotated from round
+  // to round, so that slow drifts, bursts of load from other processes and the cost of coming
+  // first spread over all configurations instead of hitting one (compare.hpp).
   struct Cell {
-    std::vector<double> mpps, ns;
+    std::vector<double> ns;
     double updates = 0, misses = 0, invals = 0, drops = 0, verify = 0, packets = 0;
     bool failed = false;
     std::string error;
   };
   std::vector<Cell> cells(plan.size());
+  experiment::ComparisonSummary summary;
+  summary.profile = p.name;
+  summary.warmup_runs = o.warmup;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    experiment::ComparedConfig cc;
+    cc.backend = plan[i].backend;
+    cc.design = plan[i].backend == "dpdk" ? "dpdk" : plan[i].iotlb;
+    cc.iommu = plan[i].iommu;
+    cc.label = Label(plan[i]);
+    for (std::size_t b = 0; b < plan.size(); ++b)
+      if (plan[i].iommu && !plan[b].iommu && plan[b].backend == plan[i].backend)
+        cc.baseline = static_cast<int>(b);
+    summary.configs.push_back(std::move(cc));
+  }
   const auto t_start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  };
+  if (o.warmup) {
+    std::fprintf(stderr, "%swarm-up (discarded):", label.c_str());
+    for (const experiment::RunConfig& w : plan) {
+      if (w.iommu) continue;  // each backend's baseline warms that backend's whole path
+      for (uint32_t k = 0; k < o.warmup && !stop.load(); ++k) {
+        experiment::RunConfig c = w;
+        c.stop = &stop;
+        std::fprintf(stderr, " %s", Label(c).c_str());
+        auto r = experiment::RunExperiment(c);
+        if (!r.ok()) std::fprintf(stderr, "(failed)");
+        summary.warmup_labels.push_back(Label(c));
+        summary.warmup_mpps.push_back(r.ok() ? r->Get("mpps") : std::nan(""));
+      }
+    }
+    std::fprintf(stderr, " (%.0f s)\n", elapsed());
+  }
   for (uint32_t round = 0; round < o.repeat && !stop.load(); ++round) {
+    const std::vector<std::size_t> order = experiment::RoundOrder(plan.size(), round, o.repeat);
+    summary.order.push_back(order);
+    summary.rounds = round + 1;
     std::fprintf(stderr, "%sround %u/%u:", label.c_str(), round + 1, o.repeat);
-    for (std::size_t i = 0; i < plan.size() && !stop.load(); ++i) {
+    for (std::size_t pos = 0; pos < order.size() && !stop.load(); ++pos) {
+      const std::size_t i = order[pos];
       experiment::RunConfig c = plan[i];
       c.stop = &stop;
-      std::fprintf(stderr, " %s",
-                   c.backend == "dpdk" ? (c.iommu ? "dpdk" : "dpdk-off")
-                                       : (c.iommu ? c.iotlb.c_str() : "off"));
+      std::fprintf(stderr, " %s", Label(c).c_str());
       auto r = experiment::RunExperiment(c);
       Cell& cell = cells[i];
       if (!r.ok()) {
@@ -192,7 +246,10 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
         cell.error = r.error().message;
         continue;
       }
-      cell.mpps.push_back(r->Get("mpps"));
+      experiment::ComparedConfig& cc = summary.configs[i];
+      cc.mpps.push_back(r->Get("mpps"));
+      cc.rounds.push_back(round);
+      cc.positions.push_back(static_cast<uint32_t>(pos));
       cell.ns.push_back(r->Get("ns_per_packet"));
       cell.updates = r->Get("iotlb_updates");
       cell.misses += r->Get("misses_received");
@@ -200,25 +257,28 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
       cell.drops += r->Get("drops");
       cell.verify += r->Get("verify_errors") + r->Get("sequence_errors");
       cell.packets += r->Get("packets");
+      std::string name;
       if (!o.json_dir.empty()) {
-        std::string name = p.name + "-" + c.backend + "-" +
-                           (c.backend == "dpdk" ? "dpdk" : c.iotlb) + "-iommu-" +
-                           (c.iommu ? "on" : "off") + "-r" + std::to_string(round + 1) + ".json";
+        name = p.name + "-" + c.backend + "-" + cc.design + "-iommu-" + (c.iommu ? "on" : "off") +
+               "-r" + std::to_string(round + 1) + ".json";
+        r->context["compare_round"] = std::to_string(round + 1);
+        r->context["compare_position"] = std::to_string(pos + 1);
+        r->context["compare_warmup_runs"] = std::to_string(o.warmup);
         std::ofstream out(std::filesystem::path(o.json_dir) / name);
         out << r->ToJson();
       }
+      cc.records.push_back(name);
     }
-    std::fprintf(stderr, " (%.0f s)\n",
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+    std::fprintf(stderr, " (%.0f s)\n", elapsed());
   }
 
-  std::printf("%-7s %-17s %-5s %8s %14s %7s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb", "iommu",
-              "Mpps", "(min..max)", "vs off", "ns/pkt", "updates", "misses", "invals", "drops",
-              "verify");
+  std::printf("%-7s %-17s %-5s %8s %14s  %-16s %6s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb",
+              "iommu", "Mpps", "(min..max)", "vs off", "p", "ns/pkt", "updates", "misses",
+              "invals", "drops", "verify");
   int status = 0;
-  double off_self = std::nan(""), off_dpdk = std::nan("");
   for (std::size_t i = 0; i < plan.size(); ++i) {
     const experiment::RunConfig& c = plan[i];
+    const experiment::ComparedConfig& cc = summary.configs[i];
     const Cell& cell = cells[i];
     const std::string design = c.backend == "dpdk" ? "dpdk(list)" : (c.iommu ? c.iotlb : "-");
     if (cell.failed) {
@@ -227,24 +287,33 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
       status = 3;
       continue;
     }
-    if (cell.mpps.empty()) continue;
-    const double mpps = Median(cell.mpps);
-    double& off = c.backend == "dpdk" ? off_dpdk : off_self;
-    if (!c.iommu) off = mpps;
+    if (cc.mpps.empty()) continue;
+    const experiment::Judgement j =
+        experiment::Judge(cc, cc.baseline >= 0 ? &summary.configs[cc.baseline] : nullptr);
     const bool ok = cell.verify == 0 && cell.drops == 0 && cell.packets > 0;
     if (!ok && status == 0) status = 1;
-    char ratio[16] = "-", range[48];
-    if (std::isfinite(off) && off > 0) std::snprintf(ratio, sizeof(ratio), "%.2fx", mpps / off);
-    std::snprintf(range, sizeof(range), "(%.2f..%.2f)",
-                  *std::min_element(cell.mpps.begin(), cell.mpps.end()),
-                  *std::max_element(cell.mpps.begin(), cell.mpps.end()));
-    std::printf("%-7s %-17s %-5s %8.3f %14s %7s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
-                c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", mpps, range, ratio,
-                Median(cell.ns), cell.updates, cell.misses, cell.invals, cell.drops,
-                ok ? "OK" : (cell.verify ? "FAILED" : "drops"));
+    char range[48], pval[16] = "-";
+    std::snprintf(range, sizeof(range), "(%.2f..%.2f)", j.min, j.max);
+    if (std::isfinite(j.test.p_value))
+      std::snprintf(pval, sizeof(pval), j.test.p_value < 0.001 ? "<0.001" : "%.3f",
+                    j.test.p_value);
+    std::printf("%-7s %-17s %-5s %8.3f %14s  %-16s %6s %9.1f %8.0f %7.0f %7.0f %8.0f  %s\n",
+                c.backend.c_str(), design.c_str(), c.iommu ? "on" : "off", j.median, range,
+                j.verdict.c_str(), pval, experiment::Median(cell.ns), cell.updates, cell.misses,
+                cell.invals, cell.drops, ok ? "OK" : (cell.verify ? "FAILED" : "drops"));
   }
-  std::printf("\nMpps and ns/pkt: medians over %u round(s); misses, invals, drops: totals.\n",
-              o.repeat);
+  std::printf(
+      "\nMpps and ns/pkt: medians over %u round(s), each round in a rotated order, after %u "
+      "discarded warm-up run(s) per backend.\n"
+      "vs off: ratio of medians to the same backend's IOMMU-off runs, shown when a two-sided "
+      "Mann-Whitney U test\n(p) rejects equality at %.2f; '~1.00x (n.s.)': within noise; "
+      "'(untested)': too few rounds to reach p < %.2f.\nmisses, invals, drops: totals.\n",
+      summary.rounds, o.warmup, experiment::kAlpha, experiment::kAlpha);
+  if (!o.json_dir.empty()) {
+    summary.context = experiment::MachineContext();
+    std::ofstream out(std::filesystem::path(o.json_dir) / (p.name + "-compare.json"));
+    out << experiment::ComparisonToJson(summary);
+  }
   std::fflush(stdout);
   return status;
 }
@@ -277,6 +346,10 @@ int RunCompare(int argc, char** argv) {
       uint64_t n = 0;
       if (!ParseU64(v.c_str(), &n) || n == 0 || n > 100) return Usage("--repeat takes 1..100");
       o.repeat = static_cast<uint32_t>(n);
+    } else if (a == "--warmup") {
+      uint64_t n = 0;
+      if (!ParseU64(v.c_str(), &n) || n > 100) return Usage("--warmup takes 0..100");
+      o.warmup = static_cast<uint32_t>(n);
     } else if (a == "--profile")
       profile = v;
     else if (a == "--designs")
