@@ -135,3 +135,57 @@ def test_committed_bench_results_load():
     df = vhostlab.load_results(REPO / "results" / "bench")
     assert len(df) > 0
     assert df["value"].notna().any()
+
+
+COMPARISON = {
+    "schema_version": 1, "kind": "vhostlab-compare", "profile": "default", "metric": "mpps",
+    "rounds": 5, "alpha": 0.05, "test": "Mann-Whitney U",
+    "warmup": {"runs_per_backend": 1, "runs": [{"label": "off", "mpps": 2.0}]},
+    "order": [["off", "radix"], ["radix", "off"]],
+    "configurations": [
+        {"backend": "self", "iotlb": "reference", "iommu": False, "label": "off",
+         "baseline": None, "runs": [{"round": 1, "position": 1, "mpps": 2.8, "record": "a.json"},
+                                    {"round": 2, "position": 2, "mpps": 2.7, "record": None}],
+         "median_mpps": 2.75, "min_mpps": 2.7, "max_mpps": 2.8, "ratio": 1, "u": None,
+         "p_value": None, "exact": False, "testable": False, "significant": False,
+         "verdict": "1.00x"},
+        {"backend": "self", "iotlb": "radix", "iommu": True, "label": "radix",
+         "baseline": "off", "runs": [{"round": 1, "position": 2, "mpps": 2.9, "record": None},
+                                     {"round": 2, "position": 1, "mpps": 2.85, "record": None}],
+         "median_mpps": 2.875, "min_mpps": 2.85, "max_mpps": 2.9, "ratio": 1.045, "u": 4,
+         "p_value": 0.33, "exact": True, "testable": True, "significant": False,
+         "verdict": "~1.00x (n.s.)"},
+    ],
+    "context": {"cpu": "test"},
+}
+
+
+def test_comparison_summary_loads_and_is_skipped_by_load_results(tmp_path):
+    (tmp_path / "default-compare.json").write_text(json.dumps(COMPARISON))
+    (tmp_path / "default-self-radix-iommu-on-r1.json").write_text(json.dumps(RECORD))
+    runs = vhostlab.load_results(tmp_path)
+    assert set(runs["source"].map(lambda s: Path(s).name)) == {"default-self-radix-iommu-on-r1.json"}
+    cmp = vhostlab.load_comparison(tmp_path)
+    assert list(cmp["design"]) == ["off", "radix"]
+    radix = cmp.iloc[1]
+    assert radix["verdict"] == "~1.00x (n.s.)" and not radix["significant"]
+    assert radix["p_value"] == 0.33 and radix["positions"] == [2, 1]
+    assert math.isnan(cmp.iloc[0]["p_value"])
+    assert cmp.attrs["order"][1] == ["radix", "off"] and cmp.attrs["rounds"] == 5
+    with pytest.raises(ValueError, match="load_comparison"):
+        vhostlab.load_results(tmp_path / "default-compare.json")
+    with pytest.raises(FileNotFoundError):
+        vhostlab.load_comparison(tmp_path / "nothing-here")
+
+
+def test_compare_plot_marks_differences_within_noise(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    off = {**RECORD, "config": {**RECORD["config"], "iommu": False}}
+    (tmp_path / "a.json").write_text(json.dumps([off, RECORD]))
+    (tmp_path / "default-compare.json").write_text(json.dumps(COMPARISON))
+    fig = vhostlab.plots.compare_summary(vhostlab.load_results(tmp_path), str(tmp_path / "c.png"),
+                                         comparison=vhostlab.load_comparison(tmp_path))
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert " ~1.00x (n.s.)" in texts and " 1.00x" in texts
+    assert (tmp_path / "c.png").stat().st_size > 0

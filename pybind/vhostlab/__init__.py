@@ -18,7 +18,8 @@ A thin Python layer over the C++ library (the private ``vhostlab._core`` extensi
 - Recorded IOTLB traces (``vhostlab backend --record``): ``load_trace(path)`` (one row per
   record) and ``replay(path, designs)`` (every design, verified against ``reference``).
 - Saved results: ``load_results(path)`` for run records (``vhostlab run --json``) and Google
-  Benchmark JSON (results/bench/*.json).
+  Benchmark JSON (results/bench/*.json); ``load_comparison(dir)`` for the summary of
+  ``vhostlab compare --json-dir dir`` (ratios to IOMMU off, Mann-Whitney p-values, run order).
 
 Import it from the build tree without installing::
 
@@ -31,7 +32,7 @@ from ._counters import Counters, counters, probe_counters
 from ._experiment import (RunInterrupted, compare, config_fields, have_run_experiment,
                           load_profile, ratio_to_baseline, run, run_config, run_configs)
 from ._microbench import measure_translate
-from ._results import RUN_COLUMNS, load_results, record_to_frame
+from ._results import RUN_COLUMNS, load_comparison, load_results, record_to_frame
 from ._topology import topology
 from ._trace import load_trace, replay
 from . import plots
@@ -55,6 +56,7 @@ __all__ = [
     "designs",
     "have_run_experiment",
     "list_threads",
+    "load_comparison",
     "load_profile",
     "load_results",
     "load_trace",

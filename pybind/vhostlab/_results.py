@@ -19,6 +19,11 @@ summaries bench/run_iotlb_bench.py writes to results/bench/iotlb_<suite>.json
 where the machine has no PMU.
 
 An unavailable metric keeps ``value`` NaN (JSON null) and ``available`` False.
+
+``vhostlab compare --json-dir DIR`` also writes ``DIR/<profile>-compare.json`` (``"kind":
+"vhostlab-compare"``: each round's order, the warm-up, and per configuration its runs, median,
+ratio to IOMMU off and Mann-Whitney p-value). ``load_comparison(path)`` reads it, one row per
+configuration; ``load_results(DIR)`` skips it and loads the run records beside it.
 """
 
 from __future__ import annotations
@@ -178,6 +183,64 @@ def gate_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
     return df
 
 
+COMPARISON_COLUMNS = ["profile", "backend", "design", "label", "iommu", "baseline", "runs",
+                      "median_mpps", "min_mpps", "max_mpps", "ratio", "u", "p_value", "exact",
+                      "testable", "significant", "verdict", "positions", "source"]
+
+
+def _is_comparison(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == "vhostlab-compare"
+
+
+def comparison_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
+    """A ``<profile>-compare.json`` summary as a DataFrame, one row per configuration
+    (COMPARISON_COLUMNS; ``design`` as in run frames: the IOTLB design, "off" or "dpdk").
+    ``attrs`` keep the rest: rounds, alpha, test, warmup, order (labels per round), context."""
+    rows = []
+    for c in doc.get("configurations", []):
+        runs = c.get("runs", [])
+        rows.append({
+            "profile": doc.get("profile", ""),
+            "backend": c.get("backend", ""),
+            "design": design_label(c),
+            "label": c.get("label", ""),
+            "iommu": bool(c.get("iommu", True)),
+            "baseline": c.get("baseline") or "",
+            "runs": len(runs),
+            **{k: _value(c.get(k)) for k in ("median_mpps", "min_mpps", "max_mpps", "ratio", "u",
+                                              "p_value")},
+            "exact": bool(c.get("exact", False)),
+            "testable": bool(c.get("testable", False)),
+            "significant": bool(c.get("significant", False)),
+            "verdict": c.get("verdict", ""),
+            "positions": [r.get("position") for r in runs],
+            "source": source,
+        })
+    df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    df.attrs = {k: doc.get(k) for k in ("rounds", "alpha", "test", "warmup", "order", "context")}
+    return df
+
+
+def load_comparison(path: str | os.PathLike) -> pd.DataFrame:
+    """Loads the summary of ``vhostlab compare --json-dir DIR``: ``path`` is DIR (every
+    ``*-compare.json`` in it, e.g. one per profile of ``--profile all``) or one such file.
+    One row per configuration (see comparison_to_frame); ``attrs`` come from the first file."""
+    p = Path(path)
+    files = sorted(p.glob("*-compare.json")) if p.is_dir() else [p]
+    if not files:
+        raise FileNotFoundError(f"no *-compare.json in {p} (written by vhostlab compare --json-dir)")
+    frames = []
+    for f in files:
+        with open(f) as fh:
+            doc = json.load(fh)
+        if not _is_comparison(doc):
+            raise ValueError(f"{f}: not a vhostlab compare summary")
+        frames.append(comparison_to_frame(doc, source=str(f)))
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs = frames[0].attrs
+    return out
+
+
 def _records_in(doc: Any) -> Iterable[dict] | None:
     if isinstance(doc, list):
         return doc
@@ -193,6 +256,8 @@ def _records_in(doc: Any) -> Iterable[dict] | None:
 def _load_one(path: Path) -> tuple[str, pd.DataFrame]:
     with open(path) as f:
         doc = json.load(f)
+    if _is_comparison(doc):
+        raise ValueError(f"{path}: a vhostlab compare summary; read it with load_comparison")
     if isinstance(doc, dict) and "benchmarks" in doc:
         return "bench", bench_to_frame(doc, source=str(path))
     if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
@@ -212,11 +277,13 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
     ``path``: a JSON file, or a directory whose ``*.json`` files are all loaded (sorted by
     name). Run records give RUN_COLUMNS (+ mapping, iommu, page_size, source); Google Benchmark
     files give BENCH_COLUMNS. Mixing both kinds in one directory is a ValueError: load them
-    separately.
+    separately. In a directory, ``vhostlab compare``'s ``*-compare.json`` summaries are
+    skipped (load_comparison reads them).
     """
     p = Path(path)
     # *.raw.json are run_iotlb_bench.py's intermediate files (removed once summarised).
-    files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".raw.json")) \
+    files = sorted(f for f in p.glob("*.json")
+                   if not f.name.endswith((".raw.json", "-compare.json"))) \
         if p.is_dir() else [p]
     if not files:
         raise FileNotFoundError(f"no *.json files in {p}")

@@ -98,11 +98,15 @@ def _run_label(backend: str, design: str) -> str:
     return f"{backend} " + ("iommu " + design if design == "off" else "iommu on")
 
 
-def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None = None):
-    """The main comparison as a figure: Mpps per run (left) and each run's throughput relative
-    to the IOMMU-off run of the same backend (right, log scale; 1.0 = as fast as no IOMMU).
+def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None = None,
+                    comparison: pd.DataFrame | None = None):
+    """The main comparison as a figure: Mpps per configuration (left; median over runs, the
+    whisker spans min..max) and each configuration's throughput relative to the IOMMU-off runs
+    of the same backend (right, log scale; 1.0 = as fast as no IOMMU).
 
     ``df`` is a run frame (``load_results(dir)`` of ``vhostlab compare --json-dir dir``).
+    ``comparison`` (``load_comparison(dir)``, optional) adds the verdict of the Mann-Whitney U
+    test: a ratio within noise is drawn hatched and labelled "~1.00x (n.s.)", as in the table.
     Saves a PNG to ``path`` when given; returns the figure."""
     plt = _plt()
     rows = df[(df["metric"] == "mpps") & (df["queue"] == -1)].copy()
@@ -110,7 +114,8 @@ def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None
         raise ValueError("compare_summary: the frame has no whole-run 'mpps' rows")
     rows["label"] = [_run_label(b, d) for b, d in zip(rows["backend"], rows["design"])]
     rows["backend_kind"] = rows["backend"].astype(str).str.split(":").str[0]
-    per = rows.groupby(["backend_kind", "label"], sort=False)["value"].median().reset_index()
+    per = (rows.groupby(["backend_kind", "label"], sort=False)["value"]
+           .agg(value="median", low="min", high="max").reset_index())
     # vhostlab first, each backend's IOMMU-off baseline on top of its own group.
     per = per.sort_values(by=["backend_kind", "label"],
                           key=lambda c: (c != "self") if c.name == "backend_kind"
@@ -118,25 +123,53 @@ def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None
     base = {k: g.loc[g["label"].str.endswith(" off"), "value"] for k, g in per.groupby("backend_kind")}
     per["ratio"] = [v / float(base[k].iloc[0]) if len(base.get(k, [])) else math.nan
                     for k, v in zip(per["backend_kind"], per["value"])]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.45 * len(per) + 1.8), sharey=True)
+    per["text"] = [f" {r:.2f}x" if not math.isnan(r) else "" for r in per["ratio"]]
+    per["noise"] = False
+    subtitle = ""
+    if comparison is not None and not comparison.empty:
+        verdicts = {_run_label(b, d): (v, bool(sig), bool(iommu)) for b, d, v, sig, iommu in zip(
+            comparison["backend"], comparison["design"], comparison["verdict"],
+            comparison["significant"], comparison["iommu"])}
+        for i, label in enumerate(per["label"]):
+            if label in verdicts:
+                verdict, significant, iommu = verdicts[label]
+                per.loc[i, "text"] = f" {verdict}"
+                per.loc[i, "noise"] = iommu and not significant
+        attrs = comparison.attrs or {}
+        if attrs.get("rounds"):
+            warm = (attrs.get("warmup") or {}).get("runs_per_backend", 0)
+            subtitle = (f"\n{attrs['rounds']} rounds in rotated order after {warm} warm-up "
+                        f"run(s) per backend; Mann-Whitney U vs IOMMU off, n.s. = p >= "
+                        f"{attrs.get('alpha', 0.05):g}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.45 * len(per) + 2.0), sharey=True)
     colors = ["C1" if k != "self" else ("grey" if l.endswith(" off") else "C0")
               for k, l in zip(per["backend_kind"], per["label"])]
     y = range(len(per))
-    left.barh(y, per["value"], color=colors)
+    left.barh(y, per["value"], color=colors,
+              xerr=[per["value"] - per["low"], per["high"] - per["value"]],
+              error_kw={"ecolor": "black", "lw": 0.8, "capsize": 2})
     left.set_yticks(list(y))
     left.set_yticklabels(per["label"])
     left.invert_yaxis()
-    left.set_xlabel("Mpps (higher is better)")
+    left.set_xlabel("Mpps (median, min..max; higher is better)")
     left.grid(True, axis="x", alpha=0.3)
-    right.barh(y, per["ratio"], color=colors)
+    bars = right.barh(y, per["ratio"], color=colors)
+    for bar, noise in zip(bars, per["noise"]):
+        if noise:  # within noise of IOMMU off: no claim either way
+            bar.set_alpha(0.35)
+            bar.set_hatch("//")
     right.axvline(1.0, color="black", lw=0.8)
     right.set_xscale("log")
+    finite = [r for r in per["ratio"] if not math.isnan(r)]
+    if finite:  # room for the labels right of the longest bar
+        right.set_xlim(min(finite + [1.0]) / 1.3, max(finite + [1.0]) * 2.5)
     right.set_xlabel("throughput vs IOMMU off, same backend (log)")
     right.grid(True, axis="x", alpha=0.3)
-    for i, r in enumerate(per["ratio"]):
+    for i, (r, text) in enumerate(zip(per["ratio"], per["text"])):
         if not math.isnan(r):
-            right.text(r, i, f" {r:.2f}x", va="center", fontsize="small")
-    fig.suptitle(title or "IOTLB designs: vhostlab backend vs DPDK vhost PMD")
+            right.text(r, i, text, va="center", fontsize="small")
+    fig.suptitle((title or "IOTLB designs: vhostlab backend vs DPDK vhost PMD") + subtitle,
+                 fontsize="medium" if subtitle else None)
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
