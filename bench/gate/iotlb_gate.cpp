@@ -94,9 +94,12 @@ int main(int argc, char** argv) {
       lookups = std::strtoull(argv[i] + 10, nullptr, 10);
     } else if (!std::strncmp(argv[i], "--design=", 9)) {
       only = argv[i] + 9;
+    } else if (!std::strcmp(argv[i], "--list")) {
+      for (const std::string& name : vhostlab::iotlb::DesignNames()) std::printf("%s\n", name.c_str());
+      return 0;
     } else {
       std::fprintf(stderr,
-                   "usage: iotlb_gate [--lookups=N] [--design=NAME]\n"
+                   "usage: iotlb_gate [--lookups=N] [--design=NAME] [--list]\n"
                    "Runs N translations per registered design and workload; under callgrind each\n"
                    "(design, workload) loop is dumped as its own profile part.\n");
       return std::strcmp(argv[i], "--help") ? 2 : 0;

@@ -37,6 +37,7 @@
 #include <thread>
 
 #include "core/base/log.hpp"
+#include "core/base/seeded_regression.hpp"
 #include "core/counters/tsc.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/iotlb/replicated.hpp"
@@ -250,9 +251,14 @@ namespace {
 template <iotlb::Design D>
 class DeviceImpl final : public Device {
  public:
-  DeviceImpl(const BackendOptions& options, Counters* counters, trace::Writer* recorder)
+  DeviceImpl(const BackendOptions& options, Counters* counters, trace::Writer* recorder,
+             WorkerThreads threads)
       : Device(options, counters, recorder) {
     backend_channel_.SetMinApplied([this] { return iotlb_.MinAppliedSeq(); });
+    if (threads == WorkerThreads::kCallerDriven) {
+      caller_driven_.resize(options.queue_pairs);
+      return;
+    }
     for (uint32_t p = 0; p < options.queue_pairs; ++p)
       threads_.emplace_back([this, p] { Worker(this, p).Run(); });
   }
@@ -272,6 +278,12 @@ class DeviceImpl final : public Device {
     WakeIotlbWaiters();
   }
   std::string_view design() const override { return D::kName; }
+  bool RunWorkerPass(uint32_t pair) override {
+    if (pair >= caller_driven_.size()) return false;  // a device with worker threads
+    auto& w = caller_driven_[pair];
+    if (!w) w = std::make_unique<Worker>(this, pair);
+    return w->Pass();
+  }
 
  private:
   using Reader = typename iotlb::Replicated<D>::Reader;
@@ -321,6 +333,15 @@ class DeviceImpl final : public Device {
         last_work = counters::ReadTsc();  // a wake-up starts a new polling period
       }
       reader_.reset();  // unregisters this thread from RCU on this thread
+    }
+
+    // One pass of Run()'s loop body, without waiting (RunWorkerPass).
+    bool Pass() {
+      if (!reader_) reader_ = dev_->iotlb_.RegisterReader();
+      const bool progress = ServicePair();
+      FlushStats();
+      reader_->Quiesce();
+      return progress;
     }
 
    private:
@@ -682,6 +703,7 @@ class DeviceImpl final : public Device {
           for (uint64_t b = from; b < p.len; ++b) sum += p.ptr[b];
         }
         checksum_ += sum;
+        VHOSTLAB_SEEDED_WORK(VHOSTLAB_SEEDED_PACKET_WORK);
         ++tx_packets_;
         tx_bytes_ += tx_chain_.readable_len - kHdr;
         Complete(tx_, tx_chain_.head, 0);
@@ -742,6 +764,7 @@ class DeviceImpl final : public Device {
                                                     static_cast<uint32_t>(kHdr)}};
         virtio::CopyPieces(hdr_piece, 0, rx_chain_.writable, 0, kHdr);
         virtio::CopyPieces(tx_chain_.readable, kHdr, rx_chain_.writable, kHdr, frame);
+        VHOSTLAB_SEEDED_WORK(VHOSTLAB_SEEDED_PACKET_WORK);
         ++tx_packets_;
         tx_bytes_ += frame;
         ++rx_packets_;
@@ -804,16 +827,17 @@ class DeviceImpl final : public Device {
 
   iotlb::Replicated<D> iotlb_;
   std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<Worker>> caller_driven_;  // before iotlb_ goes: readers first
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Device>> MakeDevice(const BackendOptions& options, Counters* counters,
-                                           trace::Writer* recorder) {
+                                           trace::Writer* recorder, WorkerThreads threads) {
   const std::string_view design = options.iotlb;
   std::unique_ptr<Device> device;
   const bool found = iotlb::VisitDesign(design, [&]<iotlb::Design D>() {
-    device = std::make_unique<DeviceImpl<D>>(options, counters, recorder);
+    device = std::make_unique<DeviceImpl<D>>(options, counters, recorder, threads);
   });
   if (!found) {
     std::string names;

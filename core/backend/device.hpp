@@ -171,6 +171,12 @@ class Device {
   // INVALIDATE: returns once no worker can use a translation inside `range`.
   virtual void IotlbInvalidate(iotlb::IovaRange range) = 0;
   virtual std::string_view design() const = 0;
+  // Caller-driven devices only (MakeDevice with WorkerThreads::kCallerDriven): the calling thread
+  // runs one pass of worker `pair`'s loop (one burst on each of its queues, counters flushed,
+  // quiescent state reported and pending IOTLB operations applied) and never waits. The first
+  // call registers the calling thread as the pair's IOTLB reader; every later call and the
+  // device's destruction must happen on that thread. Returns whether anything moved.
+  virtual bool RunWorkerPass(uint32_t pair) = 0;
 
   uint32_t queue_pairs() const { return static_cast<uint32_t>(controls_.size()); }
   uint32_t queue_count() const { return 2 * queue_pairs(); }
@@ -217,10 +223,16 @@ class Device {
   std::vector<std::unique_ptr<WorkerControl>> controls_;
 };
 
+// kStart: one thread per queue pair runs its worker. kCallerDriven: no thread is started and the
+// caller runs the workers' passes itself (Device::RunWorkerPass): the deterministic per-packet
+// instruction gate (bench/gate/datapath_gate.cpp) drives the real datapath this way.
+enum class WorkerThreads { kStart, kCallerDriven };
+
 // Makes a device whose workers use the IOTLB design options.iotlb (a name from
 // iotlb::DesignNames()), in options.mode with options.queue_pairs, waiting as options.poll says.
 // `recorder` (may be null) receives every translation the workers ask for and every MISS.
 Result<std::unique_ptr<Device>> MakeDevice(const BackendOptions& options, Counters* counters,
-                                           trace::Writer* recorder = nullptr);
+                                           trace::Writer* recorder = nullptr,
+                                           WorkerThreads threads = WorkerThreads::kStart);
 
 }  // namespace vhostlab::backend

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/seeded_regression.hpp"
 #include "core/iotlb/common/entry_ops.hpp"
 #include "core/iotlb/contract.hpp"
 #include "core/iotlb/sorted/sorted.hpp"
@@ -164,6 +165,7 @@ class BasicHash final {
   }
 
   Translation Translate(uint64_t iova, uint64_t len, Perm perm) const {
+    VHOSTLAB_SEEDED_WORK(VHOSTLAB_SEEDED_LOOKUP_WORK);
     return TranslateJoined(iova, len,
                            [&](uint64_t at, uint64_t rest) { return LookupOne(at, rest, perm); });
   }
