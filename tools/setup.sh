@@ -11,7 +11,7 @@ PACKAGES=(
   dpdk dpdk-dev
   qemu-system-x86 cpio xz-utils zstd
   pybind11-dev python3-dev python3-numpy python3-pandas python3-matplotlib python3-scipy
-  python3-pytest python3-tqdm python3-nbclient python3-ipykernel jupyter-nbconvert
+  python3-pytest python3-tqdm python3-nbclient python3-ipykernel jupyter-nbconvert jupyter-notebook
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <vector>
 
 namespace vhostlab::experiment {
@@ -16,6 +17,9 @@ struct Case {
   double u1, p;
   bool exact;
 };
+
+// Names the case in test listings (ctest shows GetParam() otherwise as bytes).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class MannWhitneyVsScipy : public ::testing::TestWithParam<Case> {};
 
