@@ -3,6 +3,7 @@
 // hence a new device, IOTLB and workers). Counters live here and survive connections.
 #include "core/backend/backend.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -81,6 +82,9 @@ class BackendImpl final : public Backend {
     s.iotlb_invalidates = counters_.iotlb_invalidates.load();
     s.misses_sent = counters_.misses_sent.load();
     s.connections = counters_.connections.load();
+    s.iotlb_refused_full = counters_.iotlb_refused_full.load();
+    s.broken_queues = counters_.broken_queues.load();
+    s.memory_faults = counters_.memory_faults.load();
     s.update_service_p50_ns = counters_.update_service_ns.Percentile(50);
     s.update_service_p99_ns = counters_.update_service_ns.Percentile(99);
     s.invalidate_service_p50_ns = counters_.invalidate_service_ns.Percentile(50);
@@ -159,6 +163,9 @@ class BackendImpl final : public Backend {
         std::lock_guard<std::mutex> lock(mu_);
         session_.reset();  // stops the workers; the next front-end starts from scratch
       }
+      // What the front-end made us allocate (IOTLB entries in every replica, logs) goes back
+      // to the system, not only to malloc's free lists.
+      ::malloc_trim(0);
       VL_INFO("front-end session ended: %s", why.c_str());
       if (!options_.serve_forever || Stopping()) return;
     }

@@ -44,6 +44,12 @@ struct BackendOptions {
   // Start() to Stop(); empty: no recording.
   std::string record_path;
   uint64_t record_limit = 10'000'000;  // records (40 bytes each); recording stops there
+  // Live IOTLB entries one front-end may hold (session-wide; each is kept in the master copy
+  // and in every worker's replica). An UPDATE past it is refused (non-zero reply) and counted.
+  uint64_t iotlb_max_entries = 256 * 1024;
+  // A front-end that half-sends a message and goes quiet, or stops reading replies, is
+  // disconnected after this long (ms), so the next front-end is served.
+  int peer_timeout_ms = 3000;
 };
 
 // Per queue-pair datapath statistics (summed over the pair's queues).
@@ -70,6 +76,9 @@ struct BackendStats {
   uint64_t iotlb_invalidates = 0;
   uint64_t misses_sent = 0;
   uint64_t connections = 0;
+  uint64_t iotlb_refused_full = 0;  // UPDATEs refused at iotlb_max_entries
+  uint64_t broken_queues = 0;       // queues marked broken (guest moved index, memory fault)
+  uint64_t memory_faults = 0;       // guest-memory accesses that faulted (SIGBUS) and were survived
   // IOTLB UPDATE / INVALIDATE service time on the control thread, message received to reply
   // sent, in ns (0 when none was served). An INVALIDATE's includes its grace period.
   double update_service_p50_ns = 0, update_service_p99_ns = 0;

@@ -17,6 +17,7 @@
 
 #include "core/backend/device.hpp"
 #include "core/backend/test_frontend.hpp"
+#include "core/backend/test_rig.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/memory/page_window.hpp"
 #include "core/trace/replay.hpp"
@@ -26,117 +27,6 @@ namespace vhostlab::backend {
 namespace {
 
 using namespace testing;  // NOLINT: test helpers
-using Seg = DriverQueue::Seg;
-
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kIovaBase = 0x1'0000'0000;  // IOVA of guest offset 0 in "identity" mappings
-constexpr uint64_t kRxRing = 0, kTxRing = 0x10000;
-constexpr uint64_t kTxBufs = 0x100000, kRxBufs = 0x300000, kSlot = 0x1000;
-constexpr uint32_t kQueueSize = 256;
-constexpr uint64_t kHdr = sizeof(virtio::NetHdr);
-
-// The vIOMMU's answer to any MISS in the identity-style layout Rig::Map() pushes: the missed
-// 4 KiB page, read-write, whatever access was asked for.
-TestFrontend::Mapping MapMissedPage(uint64_t iova, uint8_t) {
-  const uint64_t page = iova & ~(kPage - 1);
-  return TestFrontend::Mapping{page, kPage, TestFrontend::Uaddr(page - kIovaBase),
-                               protocol::kIotlbPermRw};
-}
-
-struct Rig {
-  // In-process backend.
-  Rig(DeviceMode mode, bool iommu_on, uint32_t pairs = 1, const std::string& design = "reference",
-      const std::string& record = "")
-      : be(std::make_unique<BackendUnderTest>(mode, pairs, design, record)),
-        fe(be->path),
-        iommu(iommu_on) {}
-  // A backend that already listens on `socket_path` (another process).
-  Rig(const std::string& socket_path, bool iommu_on) : fe(socket_path), iommu(iommu_on) {}
-
-  // Descriptor address of guest offset `off`: a GPA, or an IOVA with the IOMMU on.
-  uint64_t Addr(uint64_t off) const { return iommu ? kIovaBase + off : TestFrontend::Gpa(off); }
-  uint64_t RingAddr(uint64_t off) const { return iommu ? kIovaBase + off : TestFrontend::Uaddr(off); }
-
-  // Pushes identity-style 4 KiB UPDATEs (IOVA kIovaBase + off -> uaddr of off) for [off, off+len).
-  void Map(uint64_t off, uint64_t len, uint8_t perm = protocol::kIotlbPermRw) {
-    for (uint64_t p = off & ~(kPage - 1); p < off + len; p += kPage) {
-      auto r = fe.Update(kIovaBase + p, kPage, TestFrontend::Uaddr(p), perm);
-      ASSERT_TRUE(r.ok() && *r == 0) << "UPDATE of offset " << p;
-    }
-  }
-  void MapRings() {
-    Map(kRxRing, DriverQueue::Footprint(kQueueSize));
-    Map(kTxRing, DriverQueue::Footprint(kQueueSize));
-  }
-
-  // `resolve`, when given, starts a vIOMMU thread answering MISS messages once the backend
-  // channel exists and before any queue starts.
-  void Start(bool indirect = true,
-             std::function<TestFrontend::Mapping(uint64_t, uint8_t)> resolve = nullptr) {
-    fe.Setup(iommu, indirect);
-    if (resolve) fe.StartMissServer(resolve);
-    AddQueues();
-    StartQueues();
-  }
-
-  // RX queue 0 and TX queue 1 with `queue_size` entries, laid out at kRxRing and kTxRing.
-  void AddQueues() {
-    rx = &fe.AddQueue(0, queue_size, kRxRing);
-    tx = &fe.AddQueue(1, queue_size, kTxRing);
-  }
-  // Starts both at their RingAddr() (ENABLE left out when `enable` is false).
-  void StartQueues(bool enable = true) {
-    auto ring = [this](uint64_t off) { return RingAddr(off); };
-    fe.StartQueue(*rx, ring, enable);
-    fe.StartQueue(*tx, ring, enable);
-  }
-
-  // Writes header + frame for TX slot `i` and returns the frame.
-  std::vector<uint8_t> MakePacket(uint32_t i, std::mt19937& rng) {
-    std::uniform_int_distribution<uint32_t> len(60, 1514);
-    std::vector<uint8_t> frame(len(rng));
-    for (auto& b : frame) b = static_cast<uint8_t>(rng());
-    uint8_t* p = fe.mem() + kTxBufs + i * kSlot;
-    std::memset(p, 0, kHdr);
-    std::memcpy(p + kHdr, frame.data(), frame.size());
-    return frame;
-  }
-
-  // Sends `n` packets through loopback and verifies each received byte.
-  void LoopbackAndVerify(uint32_t n, uint32_t seed = 1) {
-    std::mt19937 rng(seed);
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint32_t slot = i % 64;
-      rx->Post({{Addr(kRxBufs + slot * kSlot), 2048, true}});
-      const std::vector<uint8_t> frame = MakePacket(slot, rng);
-      // Header and frame in separate descriptors, as Linux's virtio-net does.
-      tx->Post({{Addr(kTxBufs + slot * kSlot), static_cast<uint32_t>(kHdr), false},
-                {Addr(kTxBufs + slot * kSlot + kHdr), static_cast<uint32_t>(frame.size()), false}});
-      ASSERT_TRUE(tx->WaitUsed(1)) << "TX packet " << i << " not consumed";
-      ASSERT_TRUE(rx->WaitUsed(1)) << "RX packet " << i << " not delivered";
-      const virtio::UsedElem t = tx->TakeUsed();
-      const virtio::UsedElem r = rx->TakeUsed();
-      EXPECT_EQ(t.len, 0u);
-      ASSERT_EQ(r.len, kHdr + frame.size()) << "packet " << i;
-      const uint8_t* got = fe.mem() + kRxBufs + slot * kSlot;
-      virtio::NetHdr hdr;
-      std::memcpy(&hdr, got, kHdr);
-      EXPECT_EQ(hdr.num_buffers, 1);
-      EXPECT_EQ(hdr.flags, 0);
-      ASSERT_EQ(std::memcmp(got + kHdr, frame.data(), frame.size()), 0) << "packet " << i;
-    }
-  }
-
-  QueueStats Stats(uint32_t pair = 0) { return be->backend->Stats().queues[pair]; }
-
-  std::unique_ptr<BackendUnderTest> be;
-  TestFrontend fe;
-  bool iommu;
-  uint32_t queue_size = kQueueSize;
-  DriverQueue* rx = nullptr;
-  DriverQueue* tx = nullptr;
-};
-
 TEST(DatapathTest, LoopbackWithoutIommuIsByteExact) {
   Rig rig(DeviceMode::kLoopback, false);
   rig.Start();
@@ -663,6 +553,9 @@ class BackendChannelTest : public ::testing::Test {
     ch.Set(UniqueFd(sv[0]));
     peer = UniqueFd(sv[1]);
   }
+  static constexpr auto kSent = BackendChannel::MissResult::kSent;
+  static constexpr auto kInFlight = BackendChannel::MissResult::kInFlight;
+  static constexpr auto kNotSent = BackendChannel::MissResult::kNotSent;
   Counters counters{1};
   BackendChannel ch{&counters, nullptr};
   UniqueFd peer;
@@ -670,16 +563,40 @@ class BackendChannelTest : public ::testing::Test {
 
 TEST_F(BackendChannelTest, AMissIsAskedAgainOnlyByAWorkerThatAppliedItsAnswer) {
   const uint64_t x = 0xfffd14c0;
-  EXPECT_TRUE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, /*applied_seq=*/7));
-  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 7)) << "unanswered: in flight";
-  EXPECT_FALSE(ch.SendMiss(x + 0x100, iotlb::Perm::kRead, 0, 7)) << "same page, other perm";
+  EXPECT_EQ(ch.SendMiss(x, iotlb::Perm::kWrite, 0, /*applied_seq=*/7), kSent);
+  EXPECT_EQ(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 7), kInFlight) << "unanswered: in flight";
+  EXPECT_EQ(ch.SendMiss(x + 0x100, iotlb::Perm::kRead, 0, 7), kInFlight)
+      << "same page, other perm";
   ch.NoteUpdate({0x1000, 0x1fff}, 8);
-  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8)) << "an UPDATE elsewhere answers nothing";
+  EXPECT_EQ(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8), kInFlight)
+      << "an UPDATE elsewhere answers nothing";
   ch.NoteUpdate({x & ~0xfffull, (x & ~0xfffull) + 0xfff}, 9);
-  EXPECT_FALSE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8))
+  EXPECT_EQ(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 8), kInFlight)
       << "answered by UPDATE 9, which this worker has not applied: its log has the answer";
-  EXPECT_TRUE(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 9)) << "applied and still missing: ask again";
+  EXPECT_EQ(ch.SendMiss(x, iotlb::Perm::kWrite, 0, 9), kSent)
+      << "applied and still missing: ask again";
   EXPECT_EQ(counters.misses_sent.load(), 2u);
+}
+
+// A front-end that does not read its backend channel: sends never wait. A MISS that could not
+// go out is not remembered as in flight, so it is asked again once there is room (a lost MISS
+// used to stall its queue forever).
+TEST_F(BackendChannelTest, AMissThatCouldNotBeSentIsAskedAgain) {
+  uint64_t page = 0;
+  while (ch.SendMiss(page << 12, iotlb::Perm::kRead, 0, 0) == kSent) ++page;  // fills the socket
+  ASSERT_GT(page, 0u);
+  const uint64_t lost = page << 12;
+  EXPECT_EQ(ch.SendMiss(lost, iotlb::Perm::kRead, 0, 0), kNotSent);
+  EXPECT_EQ(ch.SendMiss(lost, iotlb::Perm::kRead, 0, 0), kNotSent) << "still no room";
+  char buf[65536];
+  while (::recv(peer.get(), buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+  }
+  EXPECT_EQ(ch.SendMiss(lost, iotlb::Perm::kRead, 0, 0), kSent);
+  EXPECT_EQ(ch.SendMiss(lost, iotlb::Perm::kRead, 0, 0), kInFlight);
+  // ACCESS_FAILs never wait either, and at most kAccessFailsPerSecond go out.
+  uint32_t ok = 0;
+  for (int i = 0; i < 10000; ++i) ok += ch.SendAccessFail(0x1000, 8, iotlb::Perm::kWrite).ok();
+  EXPECT_LE(ok, BackendChannel::kAccessFailsPerSecond * 2);
 }
 
 // Answered MISSes that every online worker has applied are forgotten: a long cold run over more
@@ -696,7 +613,10 @@ TEST_F(BackendChannelTest, AnsweredMissesAreForgottenOnceEveryWorkerAppliedThem)
   const uint64_t pages = 2 * BackendChannel::kMaxMissesInFlight;
   uint64_t sent = 0;
   for (uint64_t p = 0; p < pages; ++p) {
-    sent += ch.SendMiss(p << 12, iotlb::Perm::kRead, 0, seq);
+    BackendChannel::MissResult r;
+    while ((r = ch.SendMiss(p << 12, iotlb::Perm::kRead, 0, seq)) == kNotSent)
+      std::this_thread::yield();  // the socket is full for a moment: a worker asks again later
+    sent += r == kSent;
     ++seq;
     ch.NoteUpdate({p << 12, (p << 12) + 0xfff}, seq);
   }

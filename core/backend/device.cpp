@@ -33,6 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cinttypes>
 #include <thread>
 
@@ -41,6 +42,7 @@
 #include "core/counters/tsc.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/iotlb/replicated.hpp"
+#include "core/memory/fault_guard.hpp"
 #include "core/memory/page_window.hpp"
 
 namespace vhostlab::backend {
@@ -67,6 +69,9 @@ const char* PermName(Perm p) {
   }
 }
 
+// Call, err and wake fds are non-blocking eventfds (the session accepts nothing else): a write
+// fails with EAGAIN only when the counter is at its maximum, i.e. a notification is pending
+// anyway.
 void Signal(int fd) {
   if (fd < 0) return;
   uint64_t one = 1;
@@ -74,10 +79,17 @@ void Signal(int fd) {
   do r = ::write(fd, &one, sizeof(one)); while (r < 0 && errno == EINTR);
 }
 
+// One read per POLLIN: an eventfd read returns (and resets) the whole count.
 void Drain(int fd) {
   uint64_t v;
-  while (::read(fd, &v, sizeof(v)) == sizeof(v)) {
-  }
+  ssize_t r;
+  do r = ::read(fd, &v, sizeof(v)); while (r < 0 && errno == EINTR);
+}
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
 
 }  // namespace
@@ -114,12 +126,14 @@ Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_
     }
     return Error{"no backend channel"};
   }
-  // DPDK and QEMU agree: backend-initiated IOTLB messages carry no need_reply.
-  return channel_.SendPayload(static_cast<uint32_t>(protocol::BackendRequest::kIotlbMsg),
-                              protocol::kVersion, m);
+  // DPDK and QEMU agree: backend-initiated IOTLB messages carry no need_reply. Never wait for
+  // room: the caller is a worker, online for RCU.
+  return channel_.TrySend(static_cast<uint32_t>(protocol::BackendRequest::kIotlbMsg),
+                          protocol::kVersion, &m, sizeof(m));
 }
 
-bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue, uint64_t applied_seq) {
+BackendChannel::MissResult BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue,
+                                                   uint64_t applied_seq) {
   constexpr std::size_t kForgetAnsweredAt = 256;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t page = iova >> 12;
@@ -127,7 +141,7 @@ bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue, uint64_t
     // Unanswered, or answered by an UPDATE this worker has not applied yet: whatever
     // permission is asked now, that answer comes first (QEMU always grants RW); the queue
     // retries once it is applied.
-    if (it->second == 0 || applied_seq < it->second) return false;
+    if (it->second == 0 || applied_seq < it->second) return MissResult::kInFlight;
     in_flight_.erase(it);  // answered and applied, and it still misses: ask again
   }
   if (in_flight_.size() >= kForgetAnsweredAt && min_applied_) {
@@ -141,18 +155,19 @@ bool BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue, uint64_t
               "until the front-end answers some", iova, in_flight_.size());
       warned_full_ = true;
     }
-    return false;
+    return MissResult::kNotSent;
   }
   Status s = SendIotlb(iova, 1, perm, static_cast<uint8_t>(protocol::IotlbType::kMiss));
   if (!s.ok()) {
-    if (channel_.valid()) VL_WARN("IOTLB MISS iova 0x%" PRIx64 ": %s", iova, s.message().c_str());
-    return false;
+    if (channel_.valid())
+      VL_DEBUG("IOTLB MISS iova 0x%" PRIx64 ": %s; asked again later", iova, s.message().c_str());
+    return MissResult::kNotSent;
   }
   in_flight_.emplace(page, 0);
   counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
   if (recorder_) recorder_->Add(trace::RecordType::kMiss, iova, 1, 0, perm, queue);
   VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
-  return true;
+  return MissResult::kSent;
 }
 
 void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
@@ -165,6 +180,12 @@ void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
 
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {
   std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t now = NowNs();
+  if (now - access_fail_window_ns_ >= 1'000'000'000) {
+    access_fail_window_ns_ = now;
+    access_fails_in_window_ = 0;
+  }
+  if (++access_fails_in_window_ > kAccessFailsPerSecond) return Error{"rate-limited"};
   if (recorder_) recorder_->Add(trace::RecordType::kAccessFail, iova, size, 0, perm);
   return SendIotlb(iova, size, perm, static_cast<uint8_t>(protocol::IotlbType::kAccessFail));
 }
@@ -278,6 +299,7 @@ class DeviceImpl final : public Device {
     WakeIotlbWaiters();
   }
   std::string_view design() const override { return D::kName; }
+  std::size_t IotlbEntries() const override { return iotlb_.Size(); }
   bool RunWorkerPass(uint32_t pair) override {
     if (pair >= caller_driven_.size()) return false;  // a device with worker threads
     auto& w = caller_driven_[pair];
@@ -300,6 +322,8 @@ class DeviceImpl final : public Device {
     void Run() {
       control_.tid.store(static_cast<int>(::syscall(SYS_gettid)));
       reader_ = dev_->iotlb_.RegisterReader();
+      faults_seen_ = memory::ThreadGuestMemoryFaults();  // also makes the thread's counter exist
+      ticks_per_us_ = std::max<uint64_t>(1, static_cast<uint64_t>(counters::TscClock::Get().hz / 1e6));
       const DeviceConfig& cfg = dev_->config_;
       const uint64_t spin_ticks = static_cast<uint64_t>(
           static_cast<double>(cfg.spin_ns) * counters::TscClock::Get().hz / 1e9);
@@ -453,7 +477,8 @@ class DeviceImpl final : public Device {
           if (t.outcome == iotlb::Outcome::kAccessFail) return {RingXlate::kAccessFail, nullptr, a};
           if (t.outcome == iotlb::Outcome::kMiss) {
             ++misses_;
-            dev_->backend_channel_.SendMiss(a, perm, current_queue_, reader_->applied_seq());
+            NoteMiss(dev_->backend_channel_.SendMiss(a, perm, current_queue_,
+                                                     reader_->applied_seq()));
             missed = true;
             done += kPage - (a & (kPage - 1));
             continue;
@@ -502,7 +527,7 @@ class DeviceImpl final : public Device {
       const bool iommu = dev_->config_.iommu;
       const uint64_t gen = reader_->generation();
       if (!q.dirty && q.ring_ok && (!iommu || q.ring_generation == gen)) return true;
-      if (q.stalled && q.stalled_generation == gen && !q.dirty) return false;
+      if (q.stalled && q.stalled_generation == gen && !q.dirty && !ResendDue(q)) return false;
       if (q.stalled) ++retries_;
       q.dirty = false;
       q.ring_ok = false;
@@ -549,8 +574,17 @@ class DeviceImpl final : public Device {
       }
       if (missed) {
         Stall(q);
+        ScheduleResend(q);
         return false;
       }
+      // The ring is read and written with atomics: its host pointers must be aligned as the
+      // spec aligns the guest addresses (a region mapped at an odd offset breaks that).
+      static constexpr uintptr_t kAlign[3] = {16, 2, 4};
+      for (const Part& p : parts)
+        if (reinterpret_cast<uintptr_t>(p.ptr) % kAlign[&p - parts])
+          return RingError(q, p.name, p.addr, p.len,
+                           "has a host address that is not aligned (the memory region's "
+                           "mmap_offset misaligns it)");
       q.ring.Attach(reinterpret_cast<virtio::Desc*>(parts[0].ptr),
                     reinterpret_cast<virtio::Avail*>(parts[1].ptr),
                     reinterpret_cast<virtio::Used*>(parts[2].ptr), q.num);
@@ -593,8 +627,8 @@ class DeviceImpl final : public Device {
       if (q.stalled) {
         // The ring itself is translated; a stalled chain is retried once the IOTLB moved.
         // Meanwhile chains published since get their misses sent ahead too.
-        if (q.stalled_generation == reader_->generation()) {
-          if (q.ring.attached() && q.missed_ahead < kBurst && q.ring.AvailCount() > q.missed_ahead)
+        if (q.stalled_generation == reader_->generation() && !ResendDue(q)) {
+          if (q.ring.attached() && q.missed_ahead < kBurst && Avail(q) > q.missed_ahead)
             MissAhead(q, q.missed_ahead);
           fresh_miss_ = false;
           return ChainStatus::kMiss;
@@ -608,12 +642,13 @@ class DeviceImpl final : public Device {
                                         fault, &indirect_);
       if (s == ChainStatus::kMiss) {
         ++misses_;
-        dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_,
-                                        reader_->applied_seq());
+        NoteMiss(dev_->backend_channel_.SendMiss(fault->addr, fault->perm, current_queue_,
+                                                 reader_->applied_seq()));
         q.stalled = true;
         q.stalled_generation = reader_->generation();
         q.missed_ahead = 1;
         MissAhead(q, 1);
+        ScheduleResend(q);
       }
       fresh_miss_ = s == ChainStatus::kMiss;
       return s;
@@ -632,8 +667,8 @@ class DeviceImpl final : public Device {
         const ChainStatus s = q.ring.Walk(q.ring.HeadAt(k), dev_->config_.indirect, translate,
                                           &ahead_chain_, &ahead_fault_, &ahead_indirect_);
         if (s == ChainStatus::kMiss)
-          dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_,
-                                          reader_->applied_seq());
+          NoteMiss(dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm,
+                                                   current_queue_, reader_->applied_seq()));
       }
       q.missed_ahead = std::max(q.missed_ahead, end);
     }
@@ -646,16 +681,16 @@ class DeviceImpl final : public Device {
     }
 
     // Handles a chain that can never succeed: ACCESS_FAIL or malformed. Completed with len 0.
-    void Reject(QueueState& q, ChainStatus s, const ChainFault& fault) {
+    // `head` is the head the chain was walked from (never read again from guest memory).
+    void Reject(QueueState& q, uint16_t head, ChainStatus s, const ChainFault& fault) {
       ++errors_;
       if (s == ChainStatus::kAccessFail) {
         ++access_fails_;
         (void)dev_->backend_channel_.SendAccessFail(fault.addr, fault.len, fault.perm);
       }
-      LogQueueError(q, "chain at head %u refused (%s): %s; completed with length 0",
-                    q.ring.NextHead(), s == ChainStatus::kAccessFail ? "ACCESS_FAIL" : "malformed",
-                    fault.why.c_str());
-      Complete(q, q.ring.NextHead(), 0);
+      LogQueueError(q, "chain at head %u refused (%s): %s; completed with length 0", head,
+                    s == ChainStatus::kAccessFail ? "ACCESS_FAIL" : "malformed", fault.why.c_str());
+      Complete(q, head, 0);
     }
 
     bool ServicePair() {
@@ -669,13 +704,76 @@ class DeviceImpl final : public Device {
         const bool rx_ready = rx_.Active() && EnsureRing(rx_);
         if (tx_ready && rx_ready) progress = LoopbackBurst();
       }
+      if (memory::ThreadGuestMemoryFaults() != faults_seen_) [[unlikely]] {
+        GuestMemoryFaulted();
+        return progress;
+      }
       Publish(rx_, rx_pushed_);
       Publish(tx_, tx_pushed_);
       return progress;
     }
 
+    // A guest-memory access of this thread faulted (fault_guard.hpp: the page now reads as
+    // zeros). Nothing of this burst is published; the pair's queues are broken.
+    void GuestMemoryFaulted() {
+      const uint64_t faults = memory::ThreadGuestMemoryFaults();
+      dev_->counters_->memory_faults.fetch_add(faults - faults_seen_, std::memory_order_relaxed);
+      faults_seen_ = faults;
+      for (QueueState* q : {&rx_, &tx_})
+        if (q->started && !q->broken)
+          Break(*q, "guest memory faulted (SIGBUS: the front-end's memory file shrank, or cannot "
+                    "be backed); nothing of this burst was published");
+    }
+
+    // Chains available on `q`. More than the ring holds means the guest moved avail->idx by more
+    // than it can (QEMU: "Guest moved index"): the queue is broken and 0 returned.
+    uint16_t Avail(QueueState& q) {
+      if (q.broken) return 0;
+      const uint16_t n = q.ring.AvailCount();
+      if (n <= q.num) [[likely]] return n;
+      Break(q, "the guest moved the available index %u entries past the last one used, on a "
+               "ring of %u",
+            n, q.num);
+      return 0;
+    }
+
+    template <typename... Args>
+    void Break(QueueState& q, const char* fmt, Args... args) {
+      char why[320];
+      std::snprintf(why, sizeof(why), fmt, args...);
+      q.broken = true;
+      q.ring_ok = false;
+      ++errors_;
+      dev_->counters_->broken_queues.fetch_add(1, std::memory_order_relaxed);
+      VL_ERROR("queue %u: %s; the queue is broken until the front-end sets it up again (err "
+               "eventfd signalled)", q.index, why);
+      Signal(q.err.get());
+    }
+
+    // MISSes that could not be sent (backend channel full or missing) are asked again after a
+    // back-off: 1 ms, doubling up to 50 ms (the idle wait), as long as sends keep failing.
+    void NoteMiss(BackendChannel::MissResult r) {
+      if (r == BackendChannel::MissResult::kNotSent) miss_unsent_ = true;
+    }
+    void ScheduleResend(QueueState& q) {
+      if (!miss_unsent_) {
+        q.resend_at = 0;
+        q.resend_backoff_us = 0;
+        return;
+      }
+      miss_unsent_ = false;
+      q.resend_backoff_us = q.resend_backoff_us ? std::min<uint32_t>(2 * q.resend_backoff_us, 50'000)
+                                                : 1000;
+      q.resend_at = counters::ReadTsc() + q.resend_backoff_us * ticks_per_us_;
+    }
+    bool ResendDue(QueueState& q) {
+      if (!q.resend_at || counters::ReadTsc() < q.resend_at) return false;
+      q.resend_at = 0;
+      return true;
+    }
+
     void Publish(QueueState& q, bool pushed) {
-      if (!pushed) return;
+      if (!pushed || q.broken) return;
       q.ring.PublishUsed();
       if (q.call && !q.ring.InterruptSuppressed()) Signal(q.call.get());
     }
@@ -684,18 +782,15 @@ class DeviceImpl final : public Device {
 
     bool SinkBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+      for (uint32_t i = 0; i < kBurst && Avail(tx_); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) break;
         progress = true;
         if (s != ChainStatus::kOk) {
-          Reject(tx_, s, fault_);
+          Reject(tx_, tx_chain_.head, s, fault_);
           continue;
         }
-        if (tx_chain_.readable_len < kHdr) {
-          RejectShort(tx_);
-          continue;
-        }
+        if (!TxFrameOk()) continue;
         uint64_t sum = 0, skip = kHdr;
         for (const virtio::Piece& p : tx_chain_.readable) {
           const uint64_t from = std::min<uint64_t>(skip, p.len);
@@ -711,15 +806,22 @@ class DeviceImpl final : public Device {
       return progress;
     }
 
-    void RejectShort(QueueState& q) {
+    // A TX frame is a header plus at most kMaxFrame bytes (virtio-net without GSO); anything
+    // else is refused before a byte is copied.
+    static constexpr uint64_t kMaxFrame = 64 * 1024;
+    bool TxFrameOk() {
+      if (tx_chain_.readable_len >= kHdr && tx_chain_.readable_len - kHdr <= kMaxFrame)
+        [[likely]] return true;
       fault_.why = "TX chain of " + std::to_string(tx_chain_.readable_len) +
-                   " device-readable bytes is shorter than the 12-byte virtio-net header";
-      Reject(q, ChainStatus::kMalformed, fault_);
+                   " device-readable bytes is not a 12-byte virtio-net header plus a frame of "
+                   "at most " + std::to_string(kMaxFrame) + " bytes";
+      Reject(tx_, tx_chain_.head, ChainStatus::kMalformed, fault_);
+      return false;
     }
 
     bool LoopbackBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+      for (uint32_t i = 0; i < kBurst && Avail(tx_); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) {
           // A new miss: the RX buffers these packets will need get their misses now too.
@@ -728,22 +830,23 @@ class DeviceImpl final : public Device {
         }
         if (s != ChainStatus::kOk) {
           progress = true;
-          Reject(tx_, s, fault_);
+          Reject(tx_, tx_chain_.head, s, fault_);
           continue;
         }
-        if (tx_chain_.readable_len < kHdr) {
+        if (!TxFrameOk()) {
           progress = true;
-          RejectShort(tx_);
           continue;
         }
         const uint64_t frame = tx_chain_.readable_len - kHdr;
         // Find an RX chain; malformed / refused ones are completed and skipped.
+        // At most a burst of refused RX chains per TX packet, and never more than the ring.
         ChainStatus rs = ChainStatus::kMalformed;
-        while (rx_.ring.AvailCount()) {
+        for (uint32_t tries = 0; tries < kBurst && Avail(rx_); ++tries) {
           rs = WalkNext(rx_, &rx_chain_, &fault_);
           if (rs != ChainStatus::kMalformed && rs != ChainStatus::kAccessFail) break;
           progress = true;
-          Reject(rx_, rs, fault_);
+          Reject(rx_, rx_chain_.head, rs, fault_);
+          rs = ChainStatus::kMalformed;
         }
         if (rs != ChainStatus::kOk) break;  // no RX buffer yet, or it missed: TX stays queued
         progress = true;
@@ -819,6 +922,9 @@ class DeviceImpl final : public Device {
     uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
     uint64_t burst_epoch_ = 0;
     uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
+    uint64_t faults_seen_ = 0;        // memory::ThreadGuestMemoryFaults() at the last burst
+    uint64_t ticks_per_us_ = 1;
+    bool miss_unsent_ = false;        // a MISS of the current walk could not be sent
     bool notifications_off_ = false;  // VRING_USED_F_NO_NOTIFY set while polling
     bool fresh_miss_ = false;         // the last WalkNext walked and missed (not a stalled retry)
     bool rearmed_ = false;            // notifications turned on since the last work: may sleep

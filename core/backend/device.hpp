@@ -50,6 +50,7 @@ struct Counters {
   explicit Counters(uint32_t queue_pairs) : queues(queue_pairs) {}
   std::atomic<uint64_t> messages{0}, message_errors{0}, iotlb_updates{0}, iotlb_invalidates{0};
   std::atomic<uint64_t> misses_sent{0}, connections{0};
+  std::atomic<uint64_t> iotlb_refused_full{0}, broken_queues{0}, memory_faults{0};
   // Control thread: from an IOTLB message received to its reply sent (the backend's share of
   // the front-end's ack latency).
   LatencyHistogram update_service_ns, invalidate_service_ns;
@@ -79,9 +80,17 @@ class BackendChannel {
   // log only between bursts; a worker that missed the page again in that window would ask a
   // second time for an answer it already has. `applied_seq` is the asking worker's
   // Replicated::Reader::applied_seq().
-  bool SendMiss(uint64_t iova, iotlb::Perm perm, uint16_t queue, uint64_t applied_seq);
-  // Sends IOTLB ACCESS_FAIL (iova, size, perm).
+  //
+  // Sends never wait: a front-end that does not read its backend channel must not block a
+  // worker (which would hold up every INVALIDATE's grace period). A MISS that could not go out
+  // (socket full, no channel, too many in flight) is not remembered, so the queue asks again
+  // after a back-off (kNotSent).
+  enum class MissResult : uint8_t { kSent, kInFlight, kNotSent };
+  MissResult SendMiss(uint64_t iova, iotlb::Perm perm, uint16_t queue, uint64_t applied_seq);
+  // Sends IOTLB ACCESS_FAIL (iova, size, perm), at most kAccessFailsPerSecond (the rest are
+  // counted by the caller but not sent: a guest can make every chain fail).
   Status SendAccessFail(uint64_t iova, uint64_t size, iotlb::Perm perm);
+  static constexpr uint32_t kAccessFailsPerSecond = 256;
   // Called by the control thread after every UPDATE (writer sequence number `seq`), before
   // workers are woken: the MISSes it covers are answered once a worker has applied `seq`.
   void NoteUpdate(iotlb::IovaRange range, uint64_t seq);
@@ -105,6 +114,8 @@ class BackendChannel {
   std::function<uint64_t()> min_applied_;
   bool warned_no_channel_ = false;                    // guarded by mu_
   bool warned_full_ = false;                          // guarded by mu_
+  uint64_t access_fail_window_ns_ = 0;                // guarded by mu_: rate limit
+  uint32_t access_fails_in_window_ = 0;               // guarded by mu_
 };
 
 struct DeviceConfig {
@@ -138,10 +149,22 @@ struct QueueState {
   uint64_t ring_generation = 0;
   bool stalled = false;        // waiting for the IOTLB to change (miss or untranslatable ring)
   uint64_t stalled_generation = 0;
+  uint64_t resend_at = 0;      // TSC: a MISS of this stall could not be sent; walk again then
+  uint32_t resend_backoff_us = 0;
+  // Broken: the guest did something the queue cannot recover from by itself (moved the avail
+  // index past the ring, its memory faulted). Nothing is processed until the control thread
+  // reconfigures the queue (Reconfigured()); the err eventfd was signalled.
+  bool broken = false;
   uint16_t missed_ahead = 0;   // chains from the head whose misses were sent while stalled
   uint32_t logged_errors = 0;  // rate limit for per-queue error logs
 
-  bool Active() const { return started && enabled && num && addr_set; }
+  bool Active() const { return started && enabled && num && addr_set && !broken; }
+  // Control thread, worker paused: the config changed, ring pointers must be re-translated and
+  // a broken queue gets another chance.
+  void Reconfigured() {
+    dirty = true;
+    broken = false;
+  }
 };
 
 // Pause handshake with one worker.
@@ -171,6 +194,8 @@ class Device {
   // INVALIDATE: returns once no worker can use a translation inside `range`.
   virtual void IotlbInvalidate(iotlb::IovaRange range) = 0;
   virtual std::string_view design() const = 0;
+  // Live entries in the master copy (what --iotlb-max-entries caps).
+  virtual std::size_t IotlbEntries() const = 0;
   // Caller-driven devices only (MakeDevice with WorkerThreads::kCallerDriven): the calling thread
   // runs one pass of worker `pair`'s loop (one burst on each of its queues, counters flushed,
   // quiescent state reported and pending IOTLB operations applied) and never waits. The first

@@ -39,7 +39,9 @@
 // SET_VRING_KICK) and answers the next available index to process.
 #include "core/backend/session.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -63,11 +65,29 @@ namespace {
 constexpr int kNetFCtrlVq = 17;
 constexpr int kNetFMq = 22;
 constexpr uint32_t kMaxMemSlots = 8;
+constexpr uint64_t kLoggedRefusals = 16;
 
 std::string Fmt(const char* fmt, auto... args) {
   char buf[384];
   std::snprintf(buf, sizeof(buf), fmt, args...);
   return buf;
+}
+
+// Kick, call and err fds must be eventfds (as QEMU, DPDK and Linux vhost use): a pipe can block
+// a reader forever or kill a writer with SIGPIPE. They are made non-blocking, so that neither a
+// drained kick nor a call counter someone filled to its maximum can block a worker.
+Status AdoptEventfd(int fd, const char* what, uint32_t index) {
+  char link[64];
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(path.c_str(), link, sizeof(link) - 1);
+  if (n < 0 || std::string_view(link, static_cast<std::size_t>(n)) != "anon_inode:[eventfd]")
+    return Error{Fmt("%s: queue %u: the fd is not an eventfd (%.*s); only eventfds are accepted",
+                     what, index, n < 0 ? 7 : static_cast<int>(n), n < 0 ? "unknown" : link)};
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return Error{Fmt("%s: queue %u: cannot make the eventfd non-blocking: %s", what, index,
+                     std::strerror(errno))};
+  return {};
 }
 
 }  // namespace
@@ -159,6 +179,7 @@ Result<std::unique_ptr<Session>> Session::Create(protocol::Channel channel,
                                                  Counters* counters, trace::Writer* recorder) {
   auto device = MakeDevice(options, counters, recorder);
   if (!device) return device.error();
+  if (Status s = channel.SetIoTimeout(options.peer_timeout_ms); !s.ok()) return s.error();
   if (recorder) recorder->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
   return std::unique_ptr<Session>(
       new Session(std::move(channel), options, counters, recorder, std::move(*device)));
@@ -181,10 +202,16 @@ void Session::RecordMemoryTable() {
 
 Session::~Session() = default;
 
+std::vector<int> Session::WorkerTids() const {
+  std::lock_guard<std::mutex> lock(device_mu_);
+  return device_ ? device_->WorkerTids() : std::vector<int>{};
+}
+
 Status Session::ResetState() {
+  std::lock_guard<std::mutex> lock(device_mu_);
   device_.reset();  // joins the old workers before the new ones register
   auto device = MakeDevice(options_, counters_, recorder_);
-  if (!device) return device.error();
+  if (!device) return device.error();  // Serve ends the session: it has no device
   device_ = std::move(*device);
   if (recorder_) recorder_->Add(trace::RecordType::kConnect, 0, 0, 0, iotlb::Perm::kNone);
   acked_features_ = acked_protocol_features_ = 0;
@@ -220,6 +247,7 @@ std::string Session::Serve(int stop_fd) {
     const auto received = std::chrono::steady_clock::now();
     counters_->messages.fetch_add(1, std::memory_order_relaxed);
     if (Status s = Dispatch(*m); !s.ok()) return "cannot reply: " + s.message();
+    if (!device_) return "the device could not be rebuilt after RESET_OWNER";
     if (m->request() == static_cast<uint32_t>(Request::kIotlbMsg) &&
         m->payload.size() >= sizeof(protocol::IotlbMsg)) {
       const uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -259,7 +287,7 @@ Status Session::Dispatch(Message& m) {
   const bool ok = result.ok();
   if (!ok) {
     counters_->message_errors.fetch_add(1, std::memory_order_relaxed);
-    VL_WARN("refused %s: %s", name.c_str(), result.error().message.c_str());
+    LogRefusal(name, result.error().message);
   }
   if (h && h->has_reply) {
     if (ok) return channel_.Send(m.request(), protocol::kVersion | protocol::kFlagReply,
@@ -274,6 +302,24 @@ Status Session::Dispatch(Message& m) {
     return {};
   }
   return channel_.ReplyU64(m.request(), ok ? 0 : 1);
+}
+
+void Session::LogRefusal(const std::string& name, const std::string& why) {
+  const auto now = std::chrono::steady_clock::now();
+  if (++refusals_ <= kLoggedRefusals) {
+    VL_WARN("refused %s: %s%s", name.c_str(), why.c_str(),
+            refusals_ == kLoggedRefusals ? " (from now on at most one refusal per second is "
+                                           "logged)" : "");
+    last_refusal_log_ = now;
+  } else if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+    VL_WARN("refused %s: %s (and %" PRIu64 " refusals since the last one logged)", name.c_str(),
+            why.c_str(), refusals_unlogged_);
+    refusals_unlogged_ = 0;
+    last_refusal_log_ = now;
+  } else {
+    ++refusals_unlogged_;
+    VL_DEBUG("refused %s: %s", name.c_str(), why.c_str());
+  }
 }
 
 Status Session::CheckQueue(uint32_t index, const char* what) const {
@@ -308,7 +354,7 @@ Result<Session::Reply> Session::SetFeatures(Message& m) {
   for (uint32_t i = 0; i < device_->queue_count(); ++i) {
     QueueState& q = device_->queue(i);
     if (enabled_at_start) q.enabled = true;
-    q.dirty = true;
+    q.Reconfigured();
   }
   VL_INFO("negotiated features 0x%" PRIx64 ": %s (IOTLB %s)", p->value,
           protocol::FeatureNames(p->value).c_str(), cfg.iommu ? "on" : "off");
@@ -356,7 +402,7 @@ Result<Session::Reply> Session::SetMemTable(Message& m) {
   if (!table) return table.error();
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
-  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).Reconfigured();
   RecordMemoryTable();
   for (const memory::Region& r : device_->config().memory.regions())
     VL_DEBUG("region gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64, r.gpa, r.size,
@@ -379,7 +425,7 @@ Result<Session::Reply> Session::AddMemReg(Message& m) {
   if (!table) return table.error();
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
-  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).Reconfigured();
   RecordMemoryTable();
   return Reply{};
 }
@@ -394,7 +440,7 @@ Result<Session::Reply> Session::RemMemReg(Message& m) {
   if (!table) return table.error();
   Device::PauseGuard pause(device_.get(), -1);
   device_->config().memory = std::move(*table);
-  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).dirty = true;
+  for (uint32_t i = 0; i < device_->queue_count(); ++i) device_->queue(i).Reconfigured();
   RecordMemoryTable();
   return Reply{};
 }
@@ -411,7 +457,7 @@ Result<Session::Reply> Session::SetVringNum(Message& m) {
   Device::PauseGuard pause(device_.get(), static_cast<int>(p->index / 2));
   QueueState& q = device_->queue(p->index);
   q.num = p->num;
-  q.dirty = true;
+  q.Reconfigured();
   return Reply{};
 }
 
@@ -424,7 +470,7 @@ Result<Session::Reply> Session::SetVringAddr(Message& m) {
   QueueState& q = device_->queue(p->index);
   q.addr = *p;
   q.addr_set = true;
-  q.dirty = true;
+  q.Reconfigured();
   q.stalled = false;
   return Reply{};
 }
@@ -442,7 +488,7 @@ Result<Session::Reply> Session::SetVringBase(Message& m) {
   // equals the next available index.
   q.ring.set_last_avail(static_cast<uint16_t>(p->num));
   q.ring.set_used_idx(static_cast<uint16_t>(p->num));
-  q.dirty = true;
+  q.Reconfigured();
   q.stalled = false;
   return Reply{};
 }
@@ -456,7 +502,7 @@ Result<Session::Reply> Session::GetVringBase(Message& m) {
   q.started = false;  // spec: GET_VRING_BASE stops the ring
   q.kick.Reset();
   q.kick_polling = false;
-  q.dirty = true;
+  q.Reconfigured();
   q.stalled = false;
   q.ring.Detach();
   protocol::VringState out{p->index, q.ring.last_avail()};
@@ -480,6 +526,8 @@ Result<Session::VringFd> Session::ParseVringFd(Message& m) {
   if (!no_fd && m.fds.size() != 1)
     return Error{Fmt("%s: queue %u carries %zu fds, expected exactly one", name.c_str(), index,
                      m.fds.size())};
+  if (!no_fd)
+    if (Status s = AdoptEventfd(m.fds[0].get(), name.c_str(), index); !s.ok()) return s.error();
   return VringFd{index, no_fd ? UniqueFd() : std::move(m.fds[0])};
 }
 
@@ -491,7 +539,7 @@ Result<Session::Reply> Session::SetVringKick(Message& m) {
   q.kick_polling = !p->fd.valid();
   q.kick = std::move(p->fd);
   q.started = true;  // spec: the ring starts when a kick is set
-  q.dirty = true;
+  q.Reconfigured();
   return Reply{};
 }
 
@@ -537,7 +585,7 @@ Result<Session::Reply> Session::SetVringEnable(Message& m) {
   Device::PauseGuard pause(device_.get(), static_cast<int>(p->index / 2));
   QueueState& q = device_->queue(p->index);
   q.enabled = p->num == 1;
-  q.dirty = true;
+  q.Reconfigured();
   return Reply{};
 }
 
@@ -559,6 +607,16 @@ Result<Session::Reply> Session::IotlbMsg(Message& m) {
   if (Status s = p->Validate(); !s.ok()) return s.error();
   const iotlb::IovaRange range{p->iova, p->Last()};
   if (p->type == static_cast<uint8_t>(protocol::IotlbType::kUpdate)) {
+    if (device_->IotlbEntries() >= options_.iotlb_max_entries) {
+      counters_->iotlb_refused_full.fetch_add(1, std::memory_order_relaxed);
+      if (!warned_iotlb_full_) {
+        warned_iotlb_full_ = true;
+        VL_ERROR("the IOTLB is full: this front-end holds %" PRIu64 " entries (--iotlb-max-entries);"
+                 " further UPDATEs are refused until it invalidates some", options_.iotlb_max_entries);
+      }
+      return Error{Fmt("IOTLB UPDATE iova 0x%" PRIx64 ": the IOTLB is full (%" PRIu64 " entries)",
+                       p->iova, options_.iotlb_max_entries)};
+    }
     if (!device_->config().memory.CoversUaddr(p->uaddr, p->size))
       return Error{Fmt("IOTLB UPDATE iova 0x%" PRIx64 " size 0x%" PRIx64 ": uaddr 0x%" PRIx64
                        " is not inside the memory table",

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/backend/backend.hpp"
@@ -30,7 +32,8 @@ class Session {
   // `stop_fd` (an eventfd, may be -1) becomes readable. Returns why it stopped.
   std::string Serve(int stop_fd);
 
-  std::vector<int> WorkerTids() const { return device_->WorkerTids(); }
+  // Safe from any thread, also while RESET_OWNER rebuilds the device (empty then).
+  std::vector<int> WorkerTids() const;
 
   struct Reply;
   struct Handler;
@@ -43,6 +46,7 @@ class Session {
   Status Dispatch(protocol::Message& m);
   Status ResetState();  // a fresh device: RESET_OWNER, and the state a new connection starts in
   Status CheckQueue(uint32_t index, const char* what) const;
+  void LogRefusal(const std::string& name, const std::string& why);
 
   // Handlers (one per request; each small). Defined in session.cpp.
   Result<Reply> GetFeatures(protocol::Message& m);
@@ -83,7 +87,14 @@ class Session {
   BackendOptions options_;
   Counters* counters_;
   trace::Writer* recorder_;
+  // Written only by the control thread, under device_mu_ (WorkerTids reads it from others).
+  mutable std::mutex device_mu_;
   std::unique_ptr<Device> device_;
+  // Refusals logged in full: the first kLoggedRefusals, then one per second with a count of
+  // those left out (a front-end cannot flood the log).
+  uint64_t refusals_ = 0, refusals_unlogged_ = 0;
+  std::chrono::steady_clock::time_point last_refusal_log_{};
+  bool warned_iotlb_full_ = false;
   uint64_t acked_features_ = 0;
   uint64_t acked_protocol_features_ = 0;
   bool features_set_ = false;

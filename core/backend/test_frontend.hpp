@@ -116,6 +116,7 @@ class Child {
       ::waitpid(pid_, nullptr, 0);
     }
   }
+  pid_t pid() const { return pid_; }
   bool Running() {
     if (exited_) return false;
     int status;

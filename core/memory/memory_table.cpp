@@ -1,13 +1,18 @@
 #include "core/memory/memory_table.hpp"
 
 #include <errno.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <utility>
+
+#include "core/base/log.hpp"
+#include "core/memory/fault_guard.hpp"
 
 namespace vhostlab::memory {
 namespace {
@@ -29,12 +34,18 @@ bool Inside(uint64_t addr, uint64_t first, uint64_t size, uint64_t* offset) {
 
 }  // namespace
 
+Mapping::Mapping(void* addr, uint64_t len, uint64_t page) : addr_(addr), len_(len) {
+  if (!RegisterGuestMapping(addr, len, page))
+    VL_WARN("more than %d guest memory mappings: one is not guarded against SIGBUS",
+            kMaxGuestMappings);
+}
+
 Mapping::Mapping(Mapping&& o) noexcept
     : addr_(std::exchange(o.addr_, nullptr)), len_(std::exchange(o.len_, 0)) {}
 
 Mapping& Mapping::operator=(Mapping&& o) noexcept {
   if (this != &o) {
-    if (addr_) ::munmap(addr_, len_);
+    if (addr_) UnregisterGuestMapping(addr_), ::munmap(addr_, len_);
     addr_ = std::exchange(o.addr_, nullptr);
     len_ = std::exchange(o.len_, 0);
   }
@@ -42,7 +53,7 @@ Mapping& Mapping::operator=(Mapping&& o) noexcept {
 }
 
 Mapping::~Mapping() {
-  if (addr_) ::munmap(addr_, len_);
+  if (addr_) UnregisterGuestMapping(addr_), ::munmap(addr_, len_);
 }
 
 Result<Region> MemoryTable::MapRegion(const protocol::MemoryRegion& r, int fd) {
@@ -67,7 +78,11 @@ Result<Region> MemoryTable::MapRegion(const protocol::MemoryRegion& r, int fd) {
     return Error{Fmt("mmap of region gpa 0x%" PRIx64 " size 0x%" PRIx64 " offset 0x%" PRIx64
                      " failed: %s",
                      r.guest_phys_addr, r.memory_size, r.mmap_offset, std::strerror(errno))};
-  auto mapping = std::make_shared<Mapping>(p, r.memory_size + slack);
+  // A hugetlbfs file faults (and is patched after a fault) a huge page at a time.
+  struct statfs fs {};
+  const uint64_t fault_page = ::fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC
+                                  ? static_cast<uint64_t>(fs.f_bsize) : page;
+  auto mapping = std::make_shared<Mapping>(p, r.memory_size + slack, fault_page);
   return Region{r.guest_phys_addr, r.memory_size, r.userspace_addr, r.mmap_offset,
                 static_cast<uint8_t*>(p) + slack, std::move(mapping)};
 }

@@ -34,7 +34,9 @@ namespace vhostlab::memory {
 class Mapping {
  public:
   Mapping() = default;
-  Mapping(void* addr, uint64_t len) : addr_(addr), len_(len) {}
+  // Takes over an mmap() of guest memory and registers it with the SIGBUS guard
+  // (fault_guard.hpp); `page` is its page size.
+  Mapping(void* addr, uint64_t len, uint64_t page = 4096);
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
   Mapping(Mapping&& o) noexcept;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "core/memory/fault_guard.hpp"
+
 namespace vhostlab::memory {
 
 PageWindow::PageWindow(PageWindow&& o) noexcept
@@ -29,7 +31,7 @@ PageWindow& PageWindow::operator=(PageWindow&& o) noexcept {
 PageWindow::~PageWindow() { Release(); }
 
 void PageWindow::Release() {
-  if (base_) ::munmap(base_, pages_.size() * kWindowPage);
+  if (base_) UnregisterGuestMapping(base_), ::munmap(base_, pages_.size() * kWindowPage);
   base_ = nullptr;
   pages_.clear();
 }
@@ -62,6 +64,9 @@ Result<PageWindow> PageWindow::Build(std::span<uint8_t* const> pages, bool writa
   }
   if (::mprotect(w.base_, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
     return Error{std::string("page window: mprotect: ") + std::strerror(errno)};
+  // The window shows guest pages: a fault through it is a guest-memory fault.
+  if (!RegisterGuestMapping(w.base_, bytes, kWindowPage))
+    return Error{"page window: too many guest memory mappings to guard"};
   return w;
 }
 

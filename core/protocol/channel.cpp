@@ -26,8 +26,25 @@ Result<sockaddr_un> MakeAddr(const std::string& path) {
 
 }  // namespace
 
+Status Channel::SetIoTimeout(int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  if (::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+      ::setsockopt(socket_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+    return Error{Errno("setsockopt(SO_SNDTIMEO/SO_RCVTIMEO)")};
+  return {};
+}
+
 Status Channel::Send(uint32_t request, uint32_t flags, const void* payload, uint32_t size,
                      std::span<const int> fds) {
+  return SendMsg(request, flags, payload, size, fds, false);
+}
+
+Status Channel::TrySend(uint32_t request, uint32_t flags, const void* payload, uint32_t size) {
+  return SendMsg(request, flags, payload, size, {}, true);
+}
+
+Status Channel::SendMsg(uint32_t request, uint32_t flags, const void* payload, uint32_t size,
+                        std::span<const int> fds, bool dont_wait) {
   if (!socket_) return Error{"send on a closed channel"};
   if (fds.size() > kMaxFds) return Error{"too many fds to send"};
   Header h{request, flags, size};
@@ -47,9 +64,17 @@ Status Channel::Send(uint32_t request, uint32_t flags, const void* payload, uint
   }
   std::size_t total = sizeof(h) + size, sent = 0;
   while (sent < total) {
-    ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
+    // Only the first sendmsg may decline to wait: once part of a message is out, the rest must
+    // follow (bounded by SO_SNDTIMEO) or the stream is out of sync.
+    const int wait_flag = dont_wait && sent == 0 ? MSG_DONTWAIT : 0;
+    ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL | wait_flag);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_flag) return Error{"would block"};
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (sent) Close();  // half a message went out: the stream cannot be resynchronised
+        return Error{"sendmsg: timed out (the peer does not read)"};
+      }
       return Error{Errno("sendmsg")};
     }
     sent += static_cast<std::size_t>(n);
@@ -77,6 +102,8 @@ Status Channel::ReadExact(void* buf, std::size_t len) {
     if (n == 0) return Error{"peer closed the connection mid-message"};
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return Error{"timed out waiting for the rest of a message"};
       return Error{Errno("recv")};
     }
     p += n;

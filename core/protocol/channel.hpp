@@ -56,12 +56,21 @@ class Channel {
   explicit Channel(UniqueFd socket) : socket_(std::move(socket)) {}
 
   bool valid() const { return socket_.valid(); }
+  // Bounds every blocking send, and every read of the rest of a message once its first byte
+  // arrived, to `ms` (SO_SNDTIMEO / SO_RCVTIMEO): a peer that half-sends a message and goes
+  // quiet, or stops reading replies, ends the connection with a "timed out" error instead of
+  // holding this thread forever.
+  Status SetIoTimeout(int ms);
   int fd() const { return socket_.get(); }
   void Close() { socket_.Reset(); }
 
   // Sends header + payload (+ fds) in one sendmsg; retries partial writes and EINTR.
   Status Send(uint32_t request, uint32_t flags, const void* payload, uint32_t size,
               std::span<const int> fds = {});
+  // As Send, but never waits for room: when the socket buffer is full nothing is sent and the
+  // error says "would block" (a small message goes whole or not at all on a Unix stream
+  // socket; a partial send is finished within the I/O timeout).
+  Status TrySend(uint32_t request, uint32_t flags, const void* payload, uint32_t size);
   template <typename T>
   Status SendPayload(uint32_t request, uint32_t flags, const T& payload,
                      std::span<const int> fds = {}) {
@@ -79,6 +88,8 @@ class Channel {
 
  private:
   Status ReadExact(void* buf, std::size_t len);
+  Status SendMsg(uint32_t request, uint32_t flags, const void* payload, uint32_t size,
+                 std::span<const int> fds, bool dont_wait);
   UniqueFd socket_;
 };
 

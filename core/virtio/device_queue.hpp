@@ -69,8 +69,10 @@ struct Chain {
   std::vector<Piece> writable;
   uint64_t readable_len = 0;
   uint64_t writable_len = 0;
+  bool saw_writable = false;  // a device-writable descriptor came (even a zero-length one)
   void Clear() {
     descriptors = 0;
+    saw_writable = false;
     readable.clear();
     writable.clear();
     readable_len = writable_len = 0;
@@ -92,7 +94,7 @@ inline uint64_t CopyFromPieces(const std::vector<Piece>& pieces, uint64_t offset
       continue;
     }
     const uint64_t n = std::min<uint64_t>(p.len - offset, len - done);
-    std::memcpy(out + done, p.ptr + offset, n);
+    std::memmove(out + done, p.ptr + offset, n);
     done += n;
     offset = 0;
   }
@@ -110,7 +112,8 @@ inline uint64_t CopyPieces(const std::vector<Piece>& src, uint64_t src_offset,
   while (done < len && si < src.size() && di < dst.size()) {
     const uint64_t n = std::min<uint64_t>(
         {src[si].len - src_offset, dst[di].len - dst_offset, len - done});
-    std::memcpy(dst[di].ptr + dst_offset, src[si].ptr + src_offset, n);
+    // Guest source and destination may overlap (a guest can point them at the same memory).
+    std::memmove(dst[di].ptr + dst_offset, src[si].ptr + src_offset, n);
     done += n;
     src_offset += n;
     dst_offset += n;
@@ -257,8 +260,9 @@ class DeviceRing {
                                ChainFault* fault) {
     ++chain->descriptors;
     const bool writable = d.flags & kDescFWrite;
-    if (!writable && !chain->writable.empty())
+    if (!writable && chain->saw_writable)
       return Malformed(fault, "device-readable descriptor %u follows a device-writable one", index);
+    chain->saw_writable |= writable;
     if (d.len == 0) return ChainStatus::kOk;
     if (d.addr + (d.len - 1) < d.addr)
       return Malformed(fault, "descriptor %u: addr 0x%" PRIx64 " + len %u wraps", index, d.addr,

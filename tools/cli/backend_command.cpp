@@ -24,6 +24,7 @@ void Help(FILE* out) {
       "usage: vhostlab backend --socket PATH [--client] [--iotlb DESIGN] [--mode loopback|sink]\n"
       "                        [--queues N] [--poll busy|adaptive[:US]|interrupt] [--once]\n"
       "                        [--record FILE [--record-limit N]]\n"
+      "                        [--iotlb-max-entries N] [--peer-timeout-ms MS]\n"
       "                        [--verbose|--quiet]\n"
       "\n"
       "Runs vhostlab's vhost-user backend (the spec's \"slave\"): a virtio-net device over split\n"
@@ -59,6 +60,11 @@ void Help(FILE* out) {
       "                  with `vhostlab replay FILE`; read it with vhostlab.load_trace(FILE).\n"
       "  --record-limit N  stop recording after N records (40 bytes each; default 10000000);\n"
       "                  the file then says it is truncated.\n"
+      "  --iotlb-max-entries N  live IOTLB entries one front-end may hold (default 262144);\n"
+      "                  an UPDATE past it is refused with a non-zero reply and counted, so a\n"
+      "                  front-end cannot make the backend grow without bound.\n"
+      "  --peer-timeout-ms MS  drop a front-end that half-sends a message or stops reading\n"
+      "                  replies for MS milliseconds (default 3000), so the next one is served.\n"
       "  --verbose       log every message (debug level); --quiet logs errors only.\n"
       "\n"
       "Offered virtio features: VERSION_1, IOMMU_PLATFORM, PROTOCOL_FEATURES, INDIRECT_DESC\n"
@@ -133,6 +139,24 @@ int RunBackend(int argc, char** argv) {
         return 2;
       }
       opts.record_limit = n;
+    } else if (a == "--iotlb-max-entries") {
+      const char* v = value("--iotlb-max-entries");
+      uint64_t n = 0;
+      if (!ParseU64(v, &n) || n == 0 || n > (uint64_t{1} << 32)) {
+        std::fprintf(stderr, "vhostlab backend: --iotlb-max-entries must be 1..4294967296, not "
+                     "'%s'\n", v);
+        return 2;
+      }
+      opts.iotlb_max_entries = n;
+    } else if (a == "--peer-timeout-ms") {
+      const char* v = value("--peer-timeout-ms");
+      uint64_t n = 0;
+      if (!ParseU64(v, &n) || n < 10 || n > 3'600'000) {
+        std::fprintf(stderr, "vhostlab backend: --peer-timeout-ms must be 10..3600000, not '%s'\n",
+                     v);
+        return 2;
+      }
+      opts.peer_timeout_ms = static_cast<int>(n);
     } else if (a == "--once") {
       opts.serve_forever = false;
     } else if (a == "--verbose" || a == "-v") {
@@ -186,6 +210,10 @@ int RunBackend(int argc, char** argv) {
               "  iotlb updates %" PRIu64 "  invalidates %" PRIu64 "  misses sent %" PRIu64 "\n",
               st.connections, st.messages, st.message_errors, st.iotlb_updates,
               st.iotlb_invalidates, st.misses_sent);
+  if (st.iotlb_refused_full || st.broken_queues || st.memory_faults)
+    std::printf("hostile peers: updates refused at the entry cap %" PRIu64 "  queues broken %"
+                PRIu64 "  guest-memory faults survived %" PRIu64 "\n",
+                st.iotlb_refused_full, st.broken_queues, st.memory_faults);
   if (st.iotlb_updates || st.iotlb_invalidates)
     std::printf("iotlb service (message received to reply sent): update p50 %.1f us p99 %.1f us"
                 "  invalidate p50 %.1f us p99 %.1f us\n",
