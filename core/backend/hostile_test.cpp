@@ -477,6 +477,46 @@ TEST_F(HostileTest, MisalignedRingHostPointersAreRefused) {
   ExpectServesAFreshFrontend();
 }
 
+// MISSes nobody answers (no vIOMMU behind the front-end): the queues wait, the control path
+// keeps answering, and the front-end can still leave.
+TEST_F(HostileTest, MissesNobodyAnswers) {
+  {
+    Rig rig(sock_, true);
+    rig.fe.Setup(true);
+    rig.AddQueues();
+    rig.StartQueues();
+    for (uint32_t i = 0; i < 32; ++i) {
+      rig.rx->Post({{rig.Addr(kRxBufs + i * kSlot), 2048, true}});
+      rig.tx->Post({{rig.Addr(kTxBufs + i * kSlot), static_cast<uint32_t>(kHdr + 100), false}});
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto r = rig.fe.Invalidate(kIovaBase, 0x1000000);
+    ASSERT_TRUE(r.ok()) << "INVALIDATE unanswered: " << r.error().message;
+    EXPECT_EQ(rig.rx->UsedIdx(), 0);
+  }
+  ExpectServesAFreshFrontend();
+}
+
+// Descriptors of 1 GiB (far past guest memory) on both queues: refused as malformed, nothing
+// copied, the queues keep going.
+TEST_F(HostileTest, GigabyteDescriptors) {
+  {
+    Rig rig(sock_, false);
+    rig.fe.Setup(false);
+    rig.AddQueues();
+    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
+    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+    for (int i = 0; i < 8; ++i) {
+      rig.rx->Post({{TestFrontend::Gpa(0), 0x40000000, true}});
+      rig.tx->Post({{TestFrontend::Gpa(0), 0x40000000, false}});
+    }
+    ASSERT_TRUE(rig.tx->WaitUsed(8));
+    PostPackets(rig, 4);
+    EXPECT_TRUE(rig.fe.Alive());
+  }
+  ExpectServesAFreshFrontend();
+}
+
 // RESET_OWNER rebuilds the device while another thread reads the workers' thread ids (the
 // CLI's --once mode polls them): that read used to race with the rebuild.
 TEST(HostileInProcessTest, ResetOwnerStormWhileWorkerTidsArePolled) {
