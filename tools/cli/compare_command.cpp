@@ -147,11 +147,9 @@ std::string Label(const experiment::RunConfig& c) {
   return c.iommu ? c.iotlb : "off";
 }
 
-// One profile's comparison: runs the plan in rounds and prints its table. `label` prefixes the
-// progress lines on stderr ("[3/12 strict] "). Returns 0, 1 (drops or verification) or 3 (a
-// run could not be set up).
-int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& base,
-                   const Options& o, const std::string& label) {
+// The configurations of one comparison, in plan order: our backend with the IOMMU off (the
+// baseline), then one per design, then DPDK's off and on.
+std::vector<experiment::RunConfig> Plan(const experiment::RunConfig& base, const Options& o) {
   std::vector<experiment::RunConfig> plan;
   auto add = [&](const std::string& backend, const std::string& design, bool iommu) {
     experiment::RunConfig c = base;
@@ -168,8 +166,10 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
     add("dpdk", "dpdk", false);
     add("dpdk", "dpdk", true);
   }
+  return plan;
+}
 
-  std::atomic<bool>& stop = StopFlag();
+void PrintWorkload(const experiment::Profile& p, const experiment::RunConfig& base) {
   std::string extras;
   if (base.working_set)
     extras += ", working set " + std::to_string(base.working_set >> 20) + " MiB";
@@ -184,19 +184,32 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
                    : (std::to_string(base.seconds) + " s").c_str(),
       base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str(), extras.c_str());
   std::fflush(stdout);
-  // Warm-up, then rounds: every configuration once per round, in an order rotated from round
-  // to round, so that slow drifts, bursts of load from other processes and the cost of coming
-  // first spread over all configurations instead of hitting one (compare.hpp).
-  struct Cell {
-    std::vector<double> ns;
-    double updates = 0, misses = 0, invals = 0, drops = 0, verify = 0, packets = 0;
-    bool failed = false;
-    std::string error;
-  };
-  std::vector<Cell> cells(plan.size());
+}
+
+// What the table shows of a configuration besides its Mpps (which the summary keeps).
+struct Cell {
+  std::vector<double> ns;
+  double updates = 0, misses = 0, invals = 0, drops = 0, verify = 0, packets = 0;
+  bool failed = false;
+  std::string error;
+};
+
+// One comparison's measurements: the summary (configurations with their Mpps, round order,
+// warm-up) and a Cell per configuration.
+struct Comparison {
+  std::vector<experiment::RunConfig> plan;
   experiment::ComparisonSummary summary;
-  summary.profile = p.name;
-  summary.warmup_runs = o.warmup;
+  std::vector<Cell> cells;
+};
+
+Comparison StartComparison(const experiment::Profile& p, const experiment::RunConfig& base,
+                           const Options& o) {
+  Comparison cmp;
+  cmp.plan = Plan(base, o);
+  cmp.cells.resize(cmp.plan.size());
+  cmp.summary.profile = p.name;
+  cmp.summary.warmup_runs = o.warmup;
+  const auto& plan = cmp.plan;
   for (std::size_t i = 0; i < plan.size(); ++i) {
     experiment::ComparedConfig cc;
     cc.backend = plan[i].backend;
@@ -206,47 +219,65 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
     for (std::size_t b = 0; b < plan.size(); ++b)
       if (plan[i].iommu && !plan[b].iommu && plan[b].backend == plan[i].backend)
         cc.baseline = static_cast<int>(b);
-    summary.configs.push_back(std::move(cc));
+    cmp.summary.configs.push_back(std::move(cc));
   }
+  return cmp;
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// The discarded runs before the first round: each backend's IOMMU-off configuration warms
+// that backend's whole path (process start, memory, caches).
+void WarmUp(Comparison& cmp, const Options& o, const std::string& label) {
+  if (!o.warmup) return;
+  std::atomic<bool>& stop = StopFlag();
   const auto t_start = std::chrono::steady_clock::now();
-  auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  };
-  if (o.warmup) {
-    std::fprintf(stderr, "%swarm-up (discarded):", label.c_str());
-    for (const experiment::RunConfig& w : plan) {
-      if (w.iommu) continue;  // each backend's baseline warms that backend's whole path
-      for (uint32_t k = 0; k < o.warmup && !stop.load(); ++k) {
-        experiment::RunConfig c = w;
-        c.stop = &stop;
-        std::fprintf(stderr, " %s", Label(c).c_str());
-        auto r = experiment::RunExperiment(c);
-        if (!r.ok()) std::fprintf(stderr, "(failed)");
-        summary.warmup_labels.push_back(Label(c));
-        summary.warmup_mpps.push_back(r.ok() ? r->Get("mpps") : std::nan(""));
-      }
-    }
-    std::fprintf(stderr, " (%.0f s)\n", elapsed());
-  }
-  for (uint32_t round = 0; round < o.repeat && !stop.load(); ++round) {
-    const std::vector<std::size_t> order = experiment::RoundOrder(plan.size(), round, o.repeat);
-    summary.order.push_back(order);
-    summary.rounds = round + 1;
-    std::fprintf(stderr, "%sround %u/%u:", label.c_str(), round + 1, o.repeat);
-    for (std::size_t pos = 0; pos < order.size() && !stop.load(); ++pos) {
-      const std::size_t i = order[pos];
-      experiment::RunConfig c = plan[i];
+  std::fprintf(stderr, "%swarm-up (discarded):", label.c_str());
+  for (const experiment::RunConfig& w : cmp.plan) {
+    if (w.iommu) continue;
+    for (uint32_t k = 0; k < o.warmup && !stop.load(); ++k) {
+      experiment::RunConfig c = w;
       c.stop = &stop;
       std::fprintf(stderr, " %s", Label(c).c_str());
       auto r = experiment::RunExperiment(c);
-      Cell& cell = cells[i];
+      if (!r.ok()) std::fprintf(stderr, "(failed)");
+      cmp.summary.warmup_labels.push_back(Label(c));
+      cmp.summary.warmup_mpps.push_back(r.ok() ? r->Get("mpps") : std::nan(""));
+    }
+  }
+  std::fprintf(stderr, " (%.0f s)\n", Seconds(t_start));
+}
+
+// The measured rounds: every configuration once per round, in an order rotated from round to
+// round, so that slow drifts, bursts of load from other processes and the cost of coming first
+// spread over all configurations instead of hitting one (compare.hpp). Writes each run's
+// record when asked.
+void RunRounds(Comparison& cmp, const experiment::Profile& p, const Options& o,
+               const std::string& label) {
+  std::atomic<bool>& stop = StopFlag();
+  const auto t_start = std::chrono::steady_clock::now();
+  for (uint32_t round = 0; round < o.repeat && !stop.load(); ++round) {
+    const std::vector<std::size_t> order =
+        experiment::RoundOrder(cmp.plan.size(), round, o.repeat);
+    cmp.summary.order.push_back(order);
+    cmp.summary.rounds = round + 1;
+    std::fprintf(stderr, "%sround %u/%u:", label.c_str(), round + 1, o.repeat);
+    for (std::size_t pos = 0; pos < order.size() && !stop.load(); ++pos) {
+      const std::size_t i = order[pos];
+      experiment::RunConfig c = cmp.plan[i];
+      c.stop = &stop;
+      std::fprintf(stderr, " %s", Label(c).c_str());
+      auto r = experiment::RunExperiment(c);
+      Cell& cell = cmp.cells[i];
       if (!r.ok()) {
         std::fprintf(stderr, "(failed)");
         cell.failed = true;
         cell.error = r.error().message;
         continue;
       }
-      experiment::ComparedConfig& cc = summary.configs[i];
+      experiment::ComparedConfig& cc = cmp.summary.configs[i];
       cc.mpps.push_back(r->Get("mpps"));
       cc.rounds.push_back(round);
       cc.positions.push_back(static_cast<uint32_t>(pos));
@@ -269,17 +300,22 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
       }
       cc.records.push_back(name);
     }
-    std::fprintf(stderr, " (%.0f s)\n", elapsed());
+    std::fprintf(stderr, " (%.0f s)\n", Seconds(t_start));
   }
+}
 
+// The table: one row per configuration, judged against its baseline. Returns 0, 1 (drops or
+// verification) or 3 (a run could not be set up).
+int PrintTable(const Comparison& cmp, const Options& o) {
   std::printf("%-7s %-17s %-5s %8s %14s  %-16s %6s %9s %8s %7s %7s %8s  %s\n", "backend", "iotlb",
               "iommu", "Mpps", "(min..max)", "vs off", "p", "ns/pkt", "updates", "misses",
               "invals", "drops", "verify");
   int status = 0;
-  for (std::size_t i = 0; i < plan.size(); ++i) {
-    const experiment::RunConfig& c = plan[i];
-    const experiment::ComparedConfig& cc = summary.configs[i];
-    const Cell& cell = cells[i];
+  const auto& configs = cmp.summary.configs;
+  for (std::size_t i = 0; i < cmp.plan.size(); ++i) {
+    const experiment::RunConfig& c = cmp.plan[i];
+    const experiment::ComparedConfig& cc = configs[i];
+    const Cell& cell = cmp.cells[i];
     const std::string design = c.backend == "dpdk" ? "dpdk(list)" : (c.iommu ? c.iotlb : "-");
     if (cell.failed) {
       std::printf("%-7s %-17s %-5s  run failed: %s\n", c.backend.c_str(), design.c_str(),
@@ -289,7 +325,7 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
     }
     if (cc.mpps.empty()) continue;
     const experiment::Judgement j =
-        experiment::Judge(cc, cc.baseline >= 0 ? &summary.configs[cc.baseline] : nullptr);
+        experiment::Judge(cc, cc.baseline >= 0 ? &configs[cc.baseline] : nullptr);
     const bool ok = cell.verify == 0 && cell.drops == 0 && cell.packets > 0;
     if (!ok && status == 0) status = 1;
     char range[48], pval[16] = "-";
@@ -308,13 +344,25 @@ int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& ba
       "vs off: ratio of medians to the same backend's IOMMU-off runs, shown when a two-sided "
       "Mann-Whitney U test\n(p) rejects equality at %.2f; '~1.00x (n.s.)': within noise; "
       "'(untested)': too few rounds to reach p < %.2f.\nmisses, invals, drops: totals.\n",
-      summary.rounds, o.warmup, experiment::kAlpha, experiment::kAlpha);
-  if (!o.json_dir.empty()) {
-    summary.context = experiment::MachineContext();
-    std::ofstream out(std::filesystem::path(o.json_dir) / (p.name + "-compare.json"));
-    out << experiment::ComparisonToJson(summary);
-  }
+      cmp.summary.rounds, o.warmup, experiment::kAlpha, experiment::kAlpha);
   std::fflush(stdout);
+  return status;
+}
+
+// One profile's comparison: warm-up, rounds, table, and the summary record when asked.
+// `label` prefixes the progress lines on stderr ("[3/12 strict] "). Returns PrintTable's status.
+int CompareProfile(const experiment::Profile& p, const experiment::RunConfig& base,
+                   const Options& o, const std::string& label) {
+  PrintWorkload(p, base);
+  Comparison cmp = StartComparison(p, base, o);
+  WarmUp(cmp, o, label);
+  RunRounds(cmp, p, o, label);
+  const int status = PrintTable(cmp, o);
+  if (!o.json_dir.empty()) {
+    cmp.summary.context = experiment::MachineContext();
+    std::ofstream out(std::filesystem::path(o.json_dir) / (p.name + "-compare.json"));
+    out << experiment::ComparisonToJson(cmp.summary);
+  }
   return status;
 }
 
