@@ -628,7 +628,7 @@ class DeviceImpl final : public Device {
         // The ring itself is translated; a stalled chain is retried once the IOTLB moved.
         // Meanwhile chains published since get their misses sent ahead too.
         if (q.stalled_generation == reader_->generation() && !ResendDue(q)) {
-          if (q.ring.attached() && q.missed_ahead < kBurst && Avail(q) > q.missed_ahead)
+          if (q.ring.attached() && q.missed_ahead < kBurst && q.ring.AvailCount() > q.missed_ahead)
             MissAhead(q, q.missed_ahead);
           fresh_miss_ = false;
           return ChainStatus::kMiss;
@@ -697,11 +697,13 @@ class DeviceImpl final : public Device {
       burst_epoch_ = dev_->iotlb_epoch_.load(std::memory_order_seq_cst);
       rx_pushed_ = tx_pushed_ = false;
       bool progress = false;
-      const bool tx_ready = tx_.Active() && EnsureRing(tx_);
+      // Each burst takes at most kBurst chains per queue, so a guest that moves avail->idx in
+      // the middle of one gains nothing; the index is checked once per burst.
+      const bool tx_ready = tx_.Active() && EnsureRing(tx_) && AvailInRange(tx_);
       if (dev_->config_.mode == DeviceMode::kSink) {
         if (tx_ready) progress = SinkBurst();
       } else {
-        const bool rx_ready = rx_.Active() && EnsureRing(rx_);
+        const bool rx_ready = rx_.Active() && EnsureRing(rx_) && AvailInRange(rx_);
         if (tx_ready && rx_ready) progress = LoopbackBurst();
       }
       if (memory::ThreadGuestMemoryFaults() != faults_seen_) [[unlikely]] {
@@ -719,22 +721,25 @@ class DeviceImpl final : public Device {
       const uint64_t faults = memory::ThreadGuestMemoryFaults();
       dev_->counters_->memory_faults.fetch_add(faults - faults_seen_, std::memory_order_relaxed);
       faults_seen_ = faults;
-      for (QueueState* q : {&rx_, &tx_})
-        if (q->started && !q->broken)
-          Break(*q, "guest memory faulted (SIGBUS: the front-end's memory file shrank, or cannot "
-                    "be backed); nothing of this burst was published");
+      // What the faulting burst saw were zeros, so it may already have broken a queue for
+      // what it read; the fault is the cause, and it is what is reported.
+      for (QueueState* q : {&rx_, &tx_}) {
+        if (!q->started) continue;
+        q->broken = false;
+        Break(*q, "guest memory faulted (SIGBUS: the front-end's memory file shrank, or cannot "
+                  "be backed); nothing of this burst was published");
+      }
     }
 
-    // Chains available on `q`. More than the ring holds means the guest moved avail->idx by more
-    // than it can (QEMU: "Guest moved index"): the queue is broken and 0 returned.
-    uint16_t Avail(QueueState& q) {
-      if (q.broken) return 0;
+    // More chains available than the ring holds means the guest moved avail->idx by more than
+    // it can (QEMU: "Guest moved index"): the queue is broken, nothing is consumed.
+    bool AvailInRange(QueueState& q) {
       const uint16_t n = q.ring.AvailCount();
-      if (n <= q.num) [[likely]] return n;
+      if (n <= q.num) [[likely]] return true;
       Break(q, "the guest moved the available index %u entries past the last one used, on a "
                "ring of %u",
             n, q.num);
-      return 0;
+      return false;
     }
 
     template <typename... Args>
@@ -782,7 +787,7 @@ class DeviceImpl final : public Device {
 
     bool SinkBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && Avail(tx_); ++i) {
+      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) break;
         progress = true;
@@ -821,7 +826,7 @@ class DeviceImpl final : public Device {
 
     bool LoopbackBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && Avail(tx_); ++i) {
+      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) {
           // A new miss: the RX buffers these packets will need get their misses now too.
@@ -841,7 +846,7 @@ class DeviceImpl final : public Device {
         // Find an RX chain; malformed / refused ones are completed and skipped.
         // At most a burst of refused RX chains per TX packet, and never more than the ring.
         ChainStatus rs = ChainStatus::kMalformed;
-        for (uint32_t tries = 0; tries < kBurst && Avail(rx_); ++tries) {
+        for (uint32_t tries = 0; tries < kBurst && rx_.ring.AvailCount(); ++tries) {
           rs = WalkNext(rx_, &rx_chain_, &fault_);
           if (rs != ChainStatus::kMalformed && rs != ChainStatus::kAccessFail) break;
           progress = true;

@@ -69,10 +69,8 @@ struct Chain {
   std::vector<Piece> writable;
   uint64_t readable_len = 0;
   uint64_t writable_len = 0;
-  bool saw_writable = false;  // a device-writable descriptor came (even a zero-length one)
   void Clear() {
     descriptors = 0;
-    saw_writable = false;
     readable.clear();
     writable.clear();
     readable_len = writable_len = 0;
@@ -260,10 +258,13 @@ class DeviceRing {
                                ChainFault* fault) {
     ++chain->descriptors;
     const bool writable = d.flags & kDescFWrite;
-    if (!writable && chain->saw_writable)
+    if (!writable && !chain->writable.empty())
       return Malformed(fault, "device-readable descriptor %u follows a device-writable one", index);
-    chain->saw_writable |= writable;
-    if (d.len == 0) return ChainStatus::kOk;
+    if (d.len == 0) {
+      // An empty writable piece marks that writable descriptors began (copies skip it).
+      if (writable) chain->writable.push_back(Piece{nullptr, 0});
+      return ChainStatus::kOk;
+    }
     if (d.addr + (d.len - 1) < d.addr)
       return Malformed(fault, "descriptor %u: addr 0x%" PRIx64 " + len %u wraps", index, d.addr,
                        d.len);
