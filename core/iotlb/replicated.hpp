@@ -23,6 +23,11 @@
 // Reclamation is trivial here (each replica frees its own nodes on its own thread); liburcu
 // supplies the grace period and nothing is hand-rolled.
 //
+// Mutation testing: built with VHOSTLAB_MUTANT_NO_GRACE_PERIOD (test binaries *_mutant_test
+// only, core/iotlb/CMakeLists.txt), Invalidate() returns without waiting for the grace period.
+// The invalidation tests must then report violations: proof that they can see a broken
+// guarantee.
+//
 // Threading: RegisterReader(), every Reader method and the Reader's destructor run on the
 // reader's own thread (liburcu registration is per thread). Writer methods run on one thread at a
 // time (the control thread); they may be called while readers run.
@@ -168,7 +173,9 @@ class Replicated {
       removed = master_.Invalidate(range);
       Publish(Op{true, range, 0, Perm::kNone});
     }
+#ifndef VHOSTLAB_MUTANT_NO_GRACE_PERIOD
     synchronize_rcu();
+#endif
     return removed;
   }
 
