@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "core/base/unique_fd.hpp"
+#include "core/counters/group_read.hpp"
 #include "core/counters/tsc.hpp"
 
 namespace vhostlab::counters {
@@ -305,7 +306,11 @@ Result<ThreadCounters> ThreadCounters::Open(const std::vector<std::string>& even
   if (access(("/proc/" + std::to_string(impl->tid) + "/stat").c_str(), F_OK) != 0) {
     return Error{"counters: no thread with tid " + std::to_string(impl->tid)};
   }
-  std::map<uint32_t, int> group_of_key;
+  // Hardware events go in groups of HardwareGroupSize(): a bigger group would never be
+  // scheduled on a real PMU (all of it or nothing), and the NMI watchdog holds one counter.
+  const int per_group = HardwareGroupSize();
+  int hardware_seen = 0;
+  std::map<uint64_t, int> group_of_key;
   for (Resolved& r : resolved.value()) {
     impl->specs.push_back(r.spec);
     Impl::Slot slot;
@@ -316,7 +321,9 @@ Result<ThreadCounters> ThreadCounters::Open(const std::vector<std::string>& even
       impl->slots.push_back(std::move(slot));
       continue;
     }
-    auto [it, inserted] = group_of_key.try_emplace(GroupKey(slot.attr), -1);
+    uint64_t key = GroupKey(slot.attr);
+    if (key == PERF_TYPE_HARDWARE) key |= uint64_t(hardware_seen++ / per_group) << 32;
+    auto [it, inserted] = group_of_key.try_emplace(key, -1);
     int leader_fd = -1;
     if (it->second >= 0) {
       const Impl::Group& g = impl->groups[it->second];
@@ -414,44 +421,28 @@ Result<std::vector<Reading>> ThreadCounters::Read() const {
       r.note = TscClock::Get().Describe();
     }
   }
-  // One read() per group: [nr, time_enabled, time_running, {value, id} x nr].
+  // One read() per group, decoded by DecodeGroupRead (group_read.hpp).
   for (const Impl::Group& g : impl_->groups) {
-    std::vector<uint64_t> buf(3 + 2 * g.members.size());
+    std::vector<uint64_t> ids;
+    for (int idx : g.members) ids.push_back(impl_->slots[idx].id);
+    std::vector<uint64_t> buf(GroupReadBytes(g.members.size()) / sizeof(uint64_t));
     const ssize_t n =
         read(impl_->slots[g.leader].fd.get(), buf.data(), buf.size() * sizeof(uint64_t));
-    if (n < static_cast<ssize_t>(3 * sizeof(uint64_t))) {
-      return Error{std::string("counters: reading a group failed: ") +
-                   (n < 0 ? std::strerror(errno) : "short read")};
-    }
-    const uint64_t nr = buf[0], enabled = buf[1], running = buf[2];
-    for (uint64_t k = 0; k < nr && 3 + 2 * k + 1 < buf.size(); ++k) {
-      const uint64_t value = buf[3 + 2 * k], id = buf[3 + 2 * k + 1];
-      for (int idx : g.members) {
-        if (impl_->slots[idx].id != id) continue;
-        Reading& r = out[idx];
-        r.raw = value;
-        r.note = impl_->slots[idx].note;
-        if (enabled > 0 && running == 0) {
-          // Enabled but never on the PMU: the group never fit (too many events for the
-          // counters). There is no count to scale, so there is no value.
-          r.available = false;
-          r.value = kNaN;
-          r.note = "unavailable: never scheduled on the PMU (multiplexed out for the whole window)";
-        } else if (running < enabled) {
-          r.available = true;
-          r.multiplexed = true;
-          r.running_fraction = static_cast<double>(running) / static_cast<double>(enabled);
-          r.value = static_cast<double>(value) * static_cast<double>(enabled) /
-                    static_cast<double>(running);
-          char note[96];
-          std::snprintf(note, sizeof note, "multiplexed: counted %.1f%% of the time, scaled",
-                        100.0 * r.running_fraction);
-          r.note = r.note.empty() ? note : r.note + "; " + note;
-        } else {
-          r.available = true;
-          r.value = static_cast<double>(value);
-        }
-      }
+    if (n < 0) return Error{std::string("counters: reading a group failed: ") + std::strerror(errno)};
+    auto decoded = DecodeGroupRead(ids, buf.data(), static_cast<std::size_t>(n));
+    if (!decoded) return decoded.error();
+    for (std::size_t m = 0; m < g.members.size(); ++m) {
+      const MemberReading& d = (*decoded)[m];
+      Reading& r = out[g.members[m]];
+      const std::string& open_note = impl_->slots[g.members[m]].note;
+      r.available = d.available;
+      r.multiplexed = d.multiplexed;
+      r.raw = d.raw;
+      r.value = d.value;
+      r.running_fraction = d.running_fraction;
+      r.note = !d.available || open_note.empty() ? (d.available ? open_note : d.note)
+               : d.note.empty()                  ? open_note
+                                                 : open_note + "; " + d.note;
     }
   }
   return out;
@@ -578,6 +569,26 @@ std::vector<EventStatus> ProbeEvents(const std::vector<std::string>& names) {
     out.push_back(std::move(st));
   }
   return out;
+}
+
+std::string DescribeGrouping(const std::vector<EventSpec>& events) {
+  const int per_group = HardwareGroupSize();
+  std::vector<std::string> hardware, software;
+  for (const EventSpec& e : events) {
+    if (e.kind == EventKind::kHardware) hardware.push_back(e.name);
+    if (e.kind == EventKind::kSoftware) software.push_back(e.name);
+  }
+  std::string out = "hardware events in groups of at most " + std::to_string(per_group) +
+                    (per_group < 4 ? " (4 counters, one held by the NMI watchdog)" : "") + ":";
+  for (const auto& g : PlanHardwareGroups(static_cast<int>(hardware.size()), per_group)) {
+    out += " {";
+    for (std::size_t i = 0; i < g.size(); ++i) out += (i ? ", " : "") + hardware[g[i]];
+    out += "}";
+  }
+  if (hardware.empty()) out += " none";
+  out += "; software events in one group: {";
+  for (std::size_t i = 0; i < software.size(); ++i) out += (i ? ", " : "") + software[i];
+  return out + "}";
 }
 
 }  // namespace vhostlab::counters

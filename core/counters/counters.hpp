@@ -152,6 +152,11 @@ struct ThreadInfo {
 };
 Result<std::vector<ThreadInfo>> ListThreads(int pid = 0);
 
+// How ThreadCounters::Open groups `events`: hardware events split into groups a real PMU can
+// schedule (HardwareGroupSize(), group_read.hpp), software events in one group; the TSC is no
+// perf event. One line, for `vhostlab counters` and run records.
+std::string DescribeGrouping(const std::vector<EventSpec>& events);
+
 // Whether the kernel exposes a hardware PMU (/sys/bus/event_source/devices/cpu*), and
 // /proc/sys/kernel/perf_event_paranoid (-100 when unreadable).
 bool HaveHardwarePmu();

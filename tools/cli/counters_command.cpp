@@ -81,6 +81,8 @@ int RunCounters(int argc, char** argv) {
                 st.available ? ("ok  (" + st.pfm_name + ")").c_str() : st.reason.c_str());
   }
   std::printf("\n%d of %zu events count here.\n", ok, statuses.size());
+  if (auto resolved = counters::ResolveEvents(events))
+    std::printf("grouping: %s\n", counters::DescribeGrouping(*resolved).c_str());
   return unknown ? 1 : 0;
 }
 
