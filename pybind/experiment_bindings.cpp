@@ -5,10 +5,7 @@
 // The run thread never touches Python objects: progress goes through an atomic, so it needs no
 // GIL and joining it while holding the GIL cannot deadlock.
 //
-// RunExperiment lives in core/experiment/run.cpp. When this build's vhostlab_core has no
-// experiment sources (CMake sets VHOSTLAB_HAVE_RUN_EXPERIMENT accordingly), only RunConfig and
-// Metric are bound and HAVE_RUN_EXPERIMENT is False; the Python layer says so instead of failing
-// at import.
+// RunExperiment lives in core/experiment/run.cpp, profiles in core/experiment/profile.cpp.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -21,9 +18,7 @@
 #include <thread>
 
 #include "core/experiment/run.hpp"
-#if VHOSTLAB_HAVE_PROFILE
 #include "core/experiment/profile.hpp"
-#endif
 #include "pybind/bindings.hpp"
 
 namespace py = pybind11;
@@ -34,7 +29,6 @@ namespace {
 using experiment::Metric;
 using experiment::RunConfig;
 
-#if VHOSTLAB_HAVE_RUN_EXPERIMENT
 using experiment::RunRecord;
 
 class RunHandle {
@@ -92,7 +86,6 @@ class RunHandle {
   std::shared_ptr<State> state_;
   std::thread thread_;
 };
-#endif
 
 }  // namespace
 
@@ -115,7 +108,6 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
       .def_readwrite("seed", &RunConfig::seed)
       .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set")
-#if VHOSTLAB_HAVE_RUN_EXPERIMENT
       // Front-end knobs that arrived with core/experiment/run.cpp.
       .def_readwrite("scatter", &RunConfig::scatter,
                      "auto | on | off: IOVA-contiguous buffers over non-adjacent guest pages")
@@ -134,7 +126,6 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("cpus", &RunConfig::cpus, "front-end queue threads' CPUs; empty = automatic")
       .def_readwrite("timeout_seconds", &RunConfig::timeout_seconds, "whole-run bound")
       .def_readwrite("dpdk_testpmd", &RunConfig::dpdk_testpmd, "backend dpdk: the binary")
-#endif
       ;
 
   py::class_<Metric>(m, "Metric", "One row of a run's tidy result (queue -1 = the whole run).")
@@ -146,8 +137,6 @@ void RegisterExperiment(py::module_& m) {
       .def_readonly("available", &Metric::available)
       .def_readonly("note", &Metric::note);
 
-#if VHOSTLAB_HAVE_RUN_EXPERIMENT
-  m.attr("HAVE_RUN_EXPERIMENT") = true;
   py::class_<RunRecord>(m, "RunRecord", "A run's self-describing record.")
       .def_readonly("config", &RunRecord::config)
       .def_readonly("context", &RunRecord::context, "machine, compiler, git sha, build type, ...")
@@ -171,12 +160,7 @@ void RegisterExperiment(py::module_& m) {
       .def_property_readonly("stop_requested", &RunHandle::StopRequested)
       .def("result", &RunHandle::Record,
            "Joins the run and returns its RunRecord; RuntimeError with the reason if it failed.");
-#else
-  m.attr("HAVE_RUN_EXPERIMENT") = false;
-#endif
 
-#if VHOSTLAB_HAVE_PROFILE
-  m.attr("HAVE_PROFILES") = true;
   m.def(
       "load_profile",
       [](const std::string& name_or_path) {
@@ -194,9 +178,6 @@ void RegisterExperiment(py::module_& m) {
       "`vhostlab run --profile` does: dict with name, description, path and runs (one "
       "RunConfig per point of its [sweep]). ValueError naming file, line and key on a bad "
       "profile.");
-#else
-  m.attr("HAVE_PROFILES") = false;
-#endif
 }
 
 }  // namespace vhostlab::pybind

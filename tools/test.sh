@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
-(cd build && ctest --output-on-failure --timeout 600)
+# Every test's output is kept (JUnit) so that every skip is printed with its reason, and any skip
+# not in tools/skips_allowed.txt fails the run (tools/check_skips.py).
+(cd build && ctest --output-on-failure --timeout 600 --output-junit ctest-junit.xml \
+                   --test-output-size-passed 262144 --test-output-size-failed 262144)
+/usr/bin/python3 tools/check_skips.py build/ctest-junit.xml
 
 # Everything that parses untrusted input (socket messages, rings, descriptor chains, IOTLB
 # entries) once more under AddressSanitizer + UndefinedBehaviorSanitizer.

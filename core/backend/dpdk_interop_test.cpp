@@ -106,7 +106,7 @@ InteropRun RunPair(const Peers& p) {
 }
 
 TEST(DpdkVirtioUserTest, TxonlyPacketsArriveInSinkMode) {
-  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  ASSERT_TRUE(HaveTestpmd()) << "dpdk-testpmd is not installed (tools/setup.sh installs dpdk)";
   InteropRun r = RunPair({"sink", {"--forward-mode=txonly"}, "TX-packets:"});
   if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
   ASSERT_FALSE(r.row.empty()) << "no counter table from the backend:\n" << r.backend_out;
@@ -123,7 +123,7 @@ TEST(DpdkVirtioUserTest, TxonlyPacketsArriveInSinkMode) {
 }
 
 TEST(DpdkVirtioUserTest, IoForwardingBouncesThroughLoopback) {
-  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  ASSERT_TRUE(HaveTestpmd()) << "dpdk-testpmd is not installed (tools/setup.sh installs dpdk)";
   InteropRun r = RunPair({"loopback", {"--forward-mode=io", "--tx-first"}, "RX-packets:"});
   if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
   ASSERT_FALSE(r.row.empty()) << "no counter table from the backend:\n" << r.backend_out;
@@ -137,7 +137,7 @@ TEST(DpdkVirtioUserTest, IoForwardingBouncesThroughLoopback) {
 }
 
 TEST(DpdkVirtioUserTest, TwoQueuePairsBothCarryTraffic) {
-  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  ASSERT_TRUE(HaveTestpmd()) << "dpdk-testpmd is not installed (tools/setup.sh installs dpdk)";
   InteropRun r = RunPair({"sink", {"--forward-mode=txonly"}, "TX-packets:", 2});
   if (r.skipped) GTEST_SKIP() << "*** SKIPPED: " << r.skip_reason;
   ASSERT_EQ(r.rows.size(), 2u);
@@ -149,7 +149,7 @@ TEST(DpdkVirtioUserTest, TwoQueuePairsBothCarryTraffic) {
 }
 
 TEST(DpdkVirtioUserTest, BackendInClientModeConnectsToVirtioUserServer) {
-  if (!HaveTestpmd()) GTEST_SKIP() << "*** SKIPPED: dpdk-testpmd is not installed (tools/setup.sh installs dpdk) ***";
+  ASSERT_TRUE(HaveTestpmd()) << "dpdk-testpmd is not installed (tools/setup.sh installs dpdk)";
   Peers p{"sink", {"--forward-mode=txonly"}, "TX-packets:"};
   p.backend_client = true;
   InteropRun r = RunPair(p);

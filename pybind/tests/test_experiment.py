@@ -5,7 +5,6 @@ packets) and bounded by timeout_seconds."""
 import json
 import math
 import os
-import shutil
 import signal
 import threading
 import warnings
@@ -14,8 +13,6 @@ import pytest
 
 import vhostlab
 
-needs_runner = pytest.mark.skipif(not vhostlab.have_run_experiment(),
-                                  reason="this build has no core/experiment/run.cpp")
 
 
 def test_run_config_from_keywords():
@@ -40,7 +37,6 @@ def test_working_set_and_storm_settings():
         vhostlab.run_config(working_set="lots")
 
 
-@needs_runner
 def test_storm_run_records_its_bursts():
     df = vhostlab.run(iotlb="hash", packets=6000, ring_size=256, working_set="4m",
                       storm_interval=1000, storm_burst=32, progress=False, timeout_seconds=60)
@@ -54,7 +50,6 @@ def test_storm_run_records_its_bursts():
     assert record["config"]["storm_burst"] == 32
 
 
-@pytest.mark.skipif(not getattr(vhostlab._core, "HAVE_PROFILES", False), reason="no profile loader")
 def test_profile_loading_and_errors(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text('name = "tiny"\n[workload]\npackets = 123\nmapping = "strict"\n')
@@ -66,7 +61,6 @@ def test_profile_loading_and_errors(tmp_path):
         vhostlab.run_config(bad)
 
 
-@needs_runner
 def test_small_run_is_a_tidy_frame():
     df = vhostlab.run(iotlb="radix", packets=3000, progress=False, timeout_seconds=60)
     assert list(df.columns[:10]) == vhostlab.RUN_COLUMNS
@@ -82,7 +76,6 @@ def test_small_run_is_a_tidy_frame():
     assert record["schema_version"] == 1 and record["config"]["iotlb"] == "radix"
 
 
-@needs_runner
 def test_compare_two_designs_with_baseline():
     # progress=True exercises the tqdm bars (they write to stderr).
     df = vhostlab.compare(["reference", "radix"], packets=2000, progress=True, timeout_seconds=60)
@@ -92,7 +85,6 @@ def test_compare_two_designs_with_baseline():
     assert (ratio["ratio"] == 1.0).all()
 
 
-@needs_runner
 def test_ctrl_c_stops_the_run_cleanly():
     """SIGINT during a long run: the run stops early, a valid record comes back with a
     RunInterrupted warning, and no run thread is left behind."""
@@ -110,14 +102,6 @@ def test_ctrl_c_stops_the_run_cleanly():
     assert threading.active_count() == threads_before
 
 
-@pytest.mark.skipif(vhostlab.have_run_experiment(), reason="the runner is built")
-def test_without_runner_run_says_why():
-    with pytest.raises(RuntimeError, match="run.cpp"):
-        vhostlab.run(packets=10)
-
-
-@needs_runner
-@pytest.mark.skipif(shutil.which("dpdk-testpmd") is None, reason="dpdk-testpmd not installed")
 def test_run_against_dpdk_vhost_pmd():
     """The same run against DPDK's vhost PMD (testpmd spawned by RunExperiment, bounded)."""
     df = vhostlab.run(backend="dpdk", packets=2000, progress=False, timeout_seconds=60)

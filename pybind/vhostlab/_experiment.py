@@ -38,8 +38,9 @@ class RunInterrupted(UserWarning):
 
 
 def have_run_experiment() -> bool:
-    """True when this build binds experiment::RunExperiment (core/experiment/run.cpp)."""
-    return bool(_core.HAVE_RUN_EXPERIMENT)
+    """Always True: every build binds experiment::RunExperiment (core/experiment/run.cpp).
+    Kept so notebooks written against earlier builds keep running."""
+    return True
 
 
 def _parse_size(v: Any) -> int:
@@ -60,9 +61,6 @@ def load_profile(name_or_path: str | os.PathLike) -> dict:
     """Loads a workload profile exactly as ``vhostlab run --profile`` does (the C++ loader):
     a path, or a name looked up as profiles/<name>.toml. Returns a dict with name,
     description, path and runs (one RunConfig per point of the profile's [sweep])."""
-    if not getattr(_core, "HAVE_PROFILES", False):
-        raise RuntimeError("this vhostlab build has no profile loader "
-                           "(core/experiment/profile.cpp was not built into vhostlab_core)")
     return _core.load_profile(str(name_or_path))
 
 
@@ -122,11 +120,6 @@ def _label(cfg: "_core.RunConfig") -> str:
 
 
 def _execute(cfg: "_core.RunConfig", progress: bool) -> tuple[pd.DataFrame, bool]:
-    if not have_run_experiment():
-        raise RuntimeError(
-            "this vhostlab build has no experiment runner (core/experiment/run.cpp was not part "
-            "of vhostlab_core when it was configured); rebuild after it lands, or use "
-            "load_results() on saved records")
     handle = _core.RunHandle(cfg)
     bar = tqdm(total=100, desc=_label(cfg), unit="%", leave=False,
                disable=not progress) if tqdm is not None else None

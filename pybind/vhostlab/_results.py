@@ -164,7 +164,8 @@ def bench_summary_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
 
 
 def gate_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
-    """The callgrind gate baseline (bench/gate) as a tidy DataFrame, one row per count."""
+    """A callgrind gate baseline (bench/gate: per lookup or per packet) as a tidy DataFrame, one
+    row per count."""
     rows = []
     for key, counts in doc.get("results", {}).items():
         design, _, case = key.partition("/")
@@ -174,7 +175,8 @@ def gate_to_frame(doc: dict, source: str = "") -> pd.DataFrame:
         if len(parts) == 3 and parts[0].isdigit():
             base.update(entries=int(parts[0]), pattern=parts[1], page=parts[2])
         for metric, v in counts.items():
-            rows.append({**base, "metric": metric, "value": _value(v), "unit": "count/lookup"})
+            per = metric.rsplit("_per_", 1)[1] if "_per_" in metric else "lookup"
+            rows.append({**base, "metric": metric, "value": _value(v), "unit": f"count/{per}"})
     df = pd.DataFrame(rows, columns=BENCH_COLUMNS)
     if not df.empty:
         df["entries"] = pd.to_numeric(df["entries"], errors="coerce")
