@@ -105,6 +105,9 @@ class BackendImpl final : public Backend {
       q.drops = c.drops.load();
       q.errors = c.errors.load();
       q.checksum = c.checksum.load();
+      q.kicks = c.kicks.load();
+      q.rx_interrupts = c.rx_interrupts.load();
+      q.tx_interrupts = c.tx_interrupts.load();
       s.queues.push_back(q);
     }
     return s;

@@ -37,6 +37,11 @@ struct BackendOptions {
   uint32_t queue_pairs = 1;         // offered with MQ; GET_QUEUE_NUM answers this
   bool serve_forever = true;        // keep accepting after a front-end disconnects
   PollMode poll = PollMode::kAdaptive;
+  // Virtio features offered besides the fixed set (and acked only if the front-end wants
+  // them): VIRTIO_RING_F_EVENT_IDX and VIRTIO_NET_F_MRG_RXBUF, on by default as in QEMU, DPDK
+  // and Linux vhost; off for comparison.
+  bool event_idx = true;
+  bool mrg_rxbuf = true;
   // kAdaptive: polling time after the last work. 30 us measured best on 2-vCPU VMs (strict,
   // lazy and cold profiles; bench/README.md): longer spins steal the vCPU the front-end needs.
   uint32_t spin_us = 30;
@@ -67,6 +72,9 @@ struct QueueStats {
   uint64_t drops = 0;        // must stay 0
   uint64_t errors = 0;       // malformed descriptors / chains refused
   uint64_t checksum = 0;     // sink mode: sum of payload bytes read
+  uint64_t kicks = 0;          // guest notifications the workers woke up for (kick eventfds)
+  uint64_t rx_interrupts = 0;  // call eventfd signals (RX queue; TX queue below)
+  uint64_t tx_interrupts = 0;
 };
 
 struct BackendStats {

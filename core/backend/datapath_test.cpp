@@ -541,6 +541,117 @@ TEST(DatapathRingTest, GetVringBaseAfterTrafficAndRestart) {
   EXPECT_EQ(rig.Stats().rx_packets, 20u);
 }
 
+// VIRTIO_NET_F_MRG_RXBUF: a frame larger than one RX buffer continues in the buffers after it;
+// the first one's header says how many (num_buffers), each used element how much it got. Frames
+// from 60 bytes to 64 KiB into 1536-byte buffers (Linux's smallest mergeable size), every byte
+// checked; with the IOMMU, every buffer's page misses first.
+class MergeableRxTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(MergeableRxTest, FramesLargerThanOneRxBufferArriveWholeAcrossBuffers) {
+  const bool iommu = GetParam();
+  Rig rig(DeviceMode::kLoopback, iommu);
+  rig.features = Bit(protocol::feature::kNetFMrgRxbuf);
+  rig.Start(true, iommu ? MapMissedPage : nullptr);
+  constexpr uint32_t kRxBuf = 1536, kRxSlots = 128;
+  constexpr uint64_t kRxArea = 0x400000, kTxFrame = 0x100000;
+  std::map<uint16_t, uint32_t> slot_of;  // RX head -> its buffer slot
+  uint32_t next_slot = 0;
+  auto post_rx = [&] {
+    const uint32_t slot = next_slot++ % kRxSlots;
+    slot_of[rig.rx->Post({{rig.Addr(kRxArea + slot * kRxBuf), kRxBuf, true}})] = slot;
+  };
+  for (uint32_t i = 0; i < 64; ++i) post_rx();
+  std::mt19937 rng(11);
+  const uint32_t sizes[] = {60, 1500, 1524, 1525, 3000, 9000, 9000, 4000, 65536, 60, 9000};
+  for (uint32_t size : sizes) {
+    std::vector<uint8_t> frame(size);
+    for (auto& b : frame) b = static_cast<uint8_t>(rng());
+    std::memset(rig.fe.mem() + kTxFrame, 0, kHdr);
+    std::memcpy(rig.fe.mem() + kTxFrame + kHdr, frame.data(), size);
+    rig.tx->Post({{rig.Addr(kTxFrame), static_cast<uint32_t>(kHdr), false},
+                  {rig.Addr(kTxFrame + kHdr), size, false}});
+    ASSERT_TRUE(rig.tx->WaitUsed(1)) << "frame of " << size;
+    rig.tx->TakeUsed();
+    const uint32_t buffers = static_cast<uint32_t>((kHdr + size + kRxBuf - 1) / kRxBuf);
+    ASSERT_TRUE(rig.rx->WaitUsed(static_cast<uint16_t>(buffers))) << "frame of " << size;
+    std::vector<uint8_t> got;
+    uint32_t num_buffers = 0;
+    for (uint32_t k = 0; k < buffers; ++k) {
+      const virtio::UsedElem e = rig.rx->TakeUsed();
+      ASSERT_TRUE(slot_of.count(static_cast<uint16_t>(e.id)));
+      const uint8_t* p = rig.fe.mem() + kRxArea + slot_of[static_cast<uint16_t>(e.id)] * kRxBuf;
+      ASSERT_LE(e.len, kRxBuf);
+      if (k == 0) {
+        virtio::NetHdr hdr;
+        std::memcpy(&hdr, p, kHdr);
+        num_buffers = hdr.num_buffers;
+        got.insert(got.end(), p + kHdr, p + e.len);
+      } else {
+        got.insert(got.end(), p, p + e.len);
+      }
+      post_rx();
+    }
+    EXPECT_EQ(num_buffers, buffers) << "frame of " << size;
+    ASSERT_EQ(got, frame) << "frame of " << size;
+  }
+  rig.fe.StopMissServer();
+  const QueueStats s = rig.Stats();
+  EXPECT_EQ(s.rx_packets, std::size(sizes));
+  EXPECT_EQ(s.drops, 0u);
+  EXPECT_EQ(s.errors, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(IommuOffOn, MergeableRxTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "iommu" : "no_iommu"; });
+
+// Without MRG_RXBUF negotiated, a frame larger than the RX buffer is dropped and counted.
+TEST(DatapathTest, WithoutMergeableRxAFrameLargerThanTheBufferIsDropped) {
+  Rig rig(DeviceMode::kLoopback, false);
+  rig.Start();
+  rig.rx->Post({{rig.Addr(kRxBufs), 1536, true}});
+  rig.tx->Post({{rig.Addr(kTxBufs), static_cast<uint32_t>(kHdr + 3000), false}});
+  ASSERT_TRUE(rig.tx->WaitUsed(1));
+  ASSERT_TRUE(WaitFor([&] { return rig.Stats().drops == 1; }));
+}
+
+// VIRTIO_RING_F_EVENT_IDX: the device signals the call eventfd only when used->idx passes the
+// driver's used_event, and when it goes to sleep it writes avail_event (the next chain it will
+// look at) so that the driver's next chain kicks it.
+TEST(DatapathTest, EventIdxInterruptsAtUsedEventAndAsksForKicksAtAvailEvent) {
+  Rig rig(DeviceMode::kLoopback, false);
+  rig.features = Bit(protocol::feature::kRingEventIdx);
+  rig.fe.Setup(false, true, rig.features);
+  rig.AddQueues();
+  rig.rx->avail->flags = 0;
+  rig.rx->avail->ring[kQueueSize] = 3;  // used_event: interrupt once used->idx passes 3
+  rig.StartQueues();
+  std::mt19937 rng(3);
+  auto one_packet = [&](uint32_t i) {
+    rig.rx->Post({{rig.Addr(kRxBufs + i * kSlot), 2048, true}});
+    const std::vector<uint8_t> frame = rig.MakePacket(i, rng);
+    rig.tx->Post({{rig.Addr(kTxBufs + i * kSlot), static_cast<uint32_t>(kHdr + frame.size()),
+                   false}});
+    ASSERT_TRUE(rig.rx->WaitUsed(1));
+    rig.rx->TakeUsed();
+  };
+  uint64_t v;
+  for (uint32_t i = 0; i < 3; ++i) one_packet(i);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_NE(::read(rig.rx->call.get(), &v, 8), 8) << "no interrupt before used->idx passes 3";
+  one_packet(3);
+  ASSERT_TRUE(WaitFor([&] { return ::read(rig.rx->call.get(), &v, 8) == 8; }))
+      << "an interrupt once used->idx went from 3 to 4";
+  // Idle now: the worker rearms kicks by writing avail_event = the next chain it will take.
+  auto avail_event = [&](DriverQueue& q) {
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(&q.used->ring[q.num]))
+        .load(std::memory_order_acquire);
+  };
+  ASSERT_TRUE(WaitFor([&] { return avail_event(*rig.tx) == 4; })) << avail_event(*rig.tx);
+  const QueueStats s = rig.Stats();
+  EXPECT_EQ(s.rx_packets, 4u);
+  EXPECT_EQ(s.rx_interrupts, 1u);
+}
+
 // The in-flight rule of MISSes, step by step: a MISS is asked once; an UPDATE answers it only
 // for a worker that applied that UPDATE (until then its log holds the answer); a worker that
 // applied it and still misses asks again.

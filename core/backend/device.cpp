@@ -79,11 +79,12 @@ void Signal(int fd) {
   do r = ::write(fd, &one, sizeof(one)); while (r < 0 && errno == EINTR);
 }
 
-// One read per POLLIN: an eventfd read returns (and resets) the whole count.
-void Drain(int fd) {
-  uint64_t v;
+// One read per POLLIN: an eventfd read returns (and resets) the whole count, which it returns.
+uint64_t Drain(int fd) {
+  uint64_t v = 0;
   ssize_t r;
   do r = ::read(fd, &v, sizeof(v)); while (r < 0 && errno == EINTR);
+  return r == sizeof(v) ? v : 0;
 }
 
 uint64_t NowNs() {
@@ -400,7 +401,7 @@ class DeviceImpl final : public Device {
     void SetNotifications(bool on) {
       if (!on && notifications_off_) return;
       for (QueueState* q : {&rx_, &tx_})
-        if (q->ring.attached()) q->ring.SetNotifications(on);
+        if (q->ring.attached()) q->ring.SetNotifications(on, dev_->config_.event_idx);
       notifications_off_ = !on;
     }
 
@@ -421,7 +422,7 @@ class DeviceImpl final : public Device {
       reader_->Offline();
       if (!control_.pause_requested.load(std::memory_order_acquire)) ::poll(fds, n, timeout);
       for (nfds_t i = 0; i < n; ++i)
-        if (fds[i].revents & POLLIN) Drain(fds[i].fd);
+        if (fds[i].revents & POLLIN) kicks_ += Drain(fds[i].fd) * (i > 0);
       reader_->Online();
       control_.waiting_for_iotlb.store(false, std::memory_order_relaxed);
     }
@@ -780,7 +781,10 @@ class DeviceImpl final : public Device {
     void Publish(QueueState& q, bool pushed) {
       if (!pushed || q.broken) return;
       q.ring.PublishUsed();
-      if (q.call && !q.ring.InterruptSuppressed()) Signal(q.call.get());
+      if (q.call && q.ring.NeedInterrupt(dev_->config_.event_idx)) {
+        Signal(q.call.get());
+        ++(&q == &rx_ ? rx_interrupts_ : tx_interrupts_);
+      }
     }
 
     static constexpr uint64_t kHdr = sizeof(virtio::NetHdr);
@@ -855,22 +859,26 @@ class DeviceImpl final : public Device {
         }
         if (rs != ChainStatus::kOk) break;  // no RX buffer yet, or it missed: TX stays queued
         progress = true;
-        if (rx_chain_.writable_len < kHdr + frame) {
-          ++drops_;
-          ++errors_;
-          LogQueueError(rx_, "RX chain at head %u holds %" PRIu64 " bytes, packet needs %" PRIu64
-                        " (MRG_RXBUF is not offered); packet dropped",
-                        rx_chain_.head, rx_chain_.writable_len, kHdr + frame);
-          Complete(tx_, tx_chain_.head, 0);
+        if (rx_chain_.writable_len < kHdr + frame) [[unlikely]] {
+          if (!dev_->config_.mrg_rxbuf) {
+            ++drops_;
+            ++errors_;
+            LogQueueError(rx_, "RX chain at head %u holds %" PRIu64 " bytes, packet needs %"
+                          PRIu64 " (MRG_RXBUF was not negotiated); packet dropped",
+                          rx_chain_.head, rx_chain_.writable_len, kHdr + frame);
+            Complete(tx_, tx_chain_.head, 0);
+            continue;
+          }
+          const MergeStatus m = ReceiveMerged(frame);
+          if (m == MergeStatus::kWait) break;  // more RX buffers (or their mappings) to come
+          if (m == MergeStatus::kDropped) Complete(tx_, tx_chain_.head, 0);
           continue;
         }
         // Header: no offloads are negotiated, so the received header is all zero but for
-        // num_buffers (one buffer: MRG_RXBUF is not offered). The frame is copied byte for byte.
+        // num_buffers (one buffer). The frame is copied byte for byte.
         virtio::NetHdr hdr{};
         hdr.num_buffers = 1;
-        const std::vector<virtio::Piece> hdr_piece{{reinterpret_cast<uint8_t*>(&hdr),
-                                                    static_cast<uint32_t>(kHdr)}};
-        virtio::CopyPieces(hdr_piece, 0, rx_chain_.writable, 0, kHdr);
+        virtio::CopyToPieces(reinterpret_cast<const uint8_t*>(&hdr), kHdr, rx_chain_.writable, 0);
         virtio::CopyPieces(tx_chain_.readable, kHdr, rx_chain_.writable, kHdr, frame);
         VHOSTLAB_SEEDED_WORK(VHOSTLAB_SEEDED_PACKET_WORK);
         ++tx_packets_;
@@ -881,6 +889,78 @@ class DeviceImpl final : public Device {
         Complete(tx_, tx_chain_.head, 0);
       }
       return progress;
+    }
+
+    // VIRTIO_NET_F_MRG_RXBUF: a frame larger than the RX chain at the head (rx_chain_, already
+    // walked) continues in the chains after it. The chains it needs are walked first and
+    // nothing is consumed unless the whole frame fits: header (num_buffers = chains used) and
+    // frame are then copied across them, and each chain is completed with the bytes it got.
+    // kWait: not enough RX chains yet, or one of them missed (MISS sent): the TX packet waits.
+    // kDropped: the frame cannot be received (a chain after the head is refused, or it would
+    // need more than kMaxMergedBuffers chains); counted as a drop and an error.
+    enum class MergeStatus : uint8_t { kDone, kWait, kDropped };
+    static constexpr uint32_t kMaxMergedBuffers = 64;
+    MergeStatus ReceiveMerged(uint64_t frame) {
+      const uint64_t need = kHdr + frame;
+      uint64_t have = rx_chain_.writable_len;
+      uint32_t chains = 1;
+      const uint16_t avail = rx_.ring.AvailCount();
+      current_queue_ = static_cast<uint16_t>(rx_.index);
+      auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
+      while (have < need) {
+        if (chains == kMaxMergedBuffers || chains == rx_.num) {
+          ++drops_;
+          ++errors_;
+          LogQueueError(rx_, "a frame of %" PRIu64 " bytes needs more than %u RX buffers; packet "
+                        "dropped", frame, chains);
+          return MergeStatus::kDropped;
+        }
+        if (chains >= avail) return MergeStatus::kWait;
+        if (merged_.size() < chains) merged_.resize(chains);
+        virtio::Chain& c = merged_[chains - 1];
+        const ChainStatus s = rx_.ring.Walk(rx_.ring.HeadAt(static_cast<uint16_t>(chains)),
+                                            dev_->config_.indirect, translate, &c, &ahead_fault_,
+                                            &ahead_indirect_);
+        if (s == ChainStatus::kMiss) {
+          ++misses_;
+          NoteMiss(dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm,
+                                                   current_queue_, reader_->applied_seq()));
+          miss_unsent_ = false;  // walked again at the next burst whatever happened
+          return MergeStatus::kWait;
+        }
+        if (s != ChainStatus::kOk) {
+          ++drops_;
+          ++errors_;
+          LogQueueError(rx_, "RX chain %u after the head cannot take a merged frame (%s); packet "
+                        "dropped", chains, ahead_fault_.why.c_str());
+          return MergeStatus::kDropped;
+        }
+        have += c.writable_len;
+        ++chains;
+      }
+      virtio::NetHdr hdr{};
+      hdr.num_buffers = static_cast<uint16_t>(chains);
+      virtio::CopyToPieces(reinterpret_cast<const uint8_t*>(&hdr), kHdr, rx_chain_.writable, 0);
+      uint64_t src = kHdr, left = frame;
+      const uint64_t first = std::min<uint64_t>(left, rx_chain_.writable_len - kHdr);
+      virtio::CopyPieces(tx_chain_.readable, src, rx_chain_.writable, kHdr, first);
+      src += first;
+      left -= first;
+      Complete(rx_, rx_chain_.head, static_cast<uint32_t>(kHdr + first));
+      for (uint32_t k = 0; k + 1 < chains; ++k) {
+        const virtio::Chain& c = merged_[k];
+        const uint64_t n = std::min<uint64_t>(left, c.writable_len);
+        virtio::CopyPieces(tx_chain_.readable, src, c.writable, 0, n);
+        src += n;
+        left -= n;
+        Complete(rx_, c.head, static_cast<uint32_t>(n));
+      }
+      ++tx_packets_;
+      tx_bytes_ += frame;
+      ++rx_packets_;
+      rx_bytes_ += frame;
+      Complete(tx_, tx_chain_.head, 0);
+      return MergeStatus::kDone;
     }
 
     void FlushStats() {
@@ -899,6 +979,9 @@ class DeviceImpl final : public Device {
       add(stats_.drops, drops_);
       add(stats_.errors, errors_);
       add(stats_.checksum, checksum_);
+      add(stats_.kicks, kicks_);
+      add(stats_.rx_interrupts, rx_interrupts_);
+      add(stats_.tx_interrupts, tx_interrupts_);
       // Designs with a micro-cache count their slow-path lookups; the rest of the
       // translations since the last flush were cache hits.
       if constexpr (requires(const D& d) { d.CacheMisses(); }) {
@@ -917,6 +1000,7 @@ class DeviceImpl final : public Device {
     QueueState& tx_;
     std::unique_ptr<Reader> reader_;
     virtio::Chain tx_chain_, rx_chain_, ahead_chain_;
+    std::vector<virtio::Chain> merged_;  // RX chains after the head that a merged frame uses
     ChainFault ahead_fault_;
     std::vector<virtio::Desc> ahead_indirect_;
     ChainFault fault_;
@@ -925,6 +1009,7 @@ class DeviceImpl final : public Device {
     uint64_t tx_packets_ = 0, tx_bytes_ = 0, rx_packets_ = 0, rx_bytes_ = 0, translations_ = 0;
     uint64_t misses_ = 0, retries_ = 0, access_fails_ = 0, drops_ = 0, errors_ = 0, checksum_ = 0;
     uint64_t flushed_translations_ = 0, cache_misses_seen_ = 0;
+    uint64_t kicks_ = 0, rx_interrupts_ = 0, tx_interrupts_ = 0;
     uint64_t burst_epoch_ = 0;
     uint16_t current_queue_ = 0;  // the virtqueue being translated for (for --record)
     uint64_t faults_seen_ = 0;        // memory::ThreadGuestMemoryFaults() at the last burst

@@ -44,6 +44,7 @@ struct QueueCounters {
   std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
   std::atomic<uint64_t> translations{0}, cache_hits{0}, iotlb_misses{0}, retries{0};
   std::atomic<uint64_t> access_fails{0}, drops{0}, errors{0}, checksum{0};
+  std::atomic<uint64_t> kicks{0}, rx_interrupts{0}, tx_interrupts{0};
 };
 
 struct Counters {
@@ -122,6 +123,8 @@ struct DeviceConfig {
   uint64_t features = 0;  // negotiated virtio features
   bool iommu = false;     // VIRTIO_F_IOMMU_PLATFORM negotiated: ring + buffer addresses are IOVAs
   bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
+  bool event_idx = false; // VIRTIO_RING_F_EVENT_IDX negotiated: used_event / avail_event
+  bool mrg_rxbuf = false; // VIRTIO_NET_F_MRG_RXBUF negotiated: a frame may span RX chains
   DeviceMode mode = DeviceMode::kLoopback;
   PollMode poll = PollMode::kAdaptive;  // fixed when the device is made
   uint64_t spin_ns = 0;

@@ -92,9 +92,11 @@ Status AdoptEventfd(int fd, const char* what, uint32_t index) {
 
 }  // namespace
 
-uint64_t OfferedFeatures(uint32_t queue_pairs) {
+uint64_t OfferedFeatures(uint32_t queue_pairs, bool event_idx, bool mrg_rxbuf) {
   uint64_t f = Bit(feature::kVersion1) | Bit(feature::kIommuPlatform) |
                Bit(feature::kProtocolFeatures) | Bit(feature::kRingIndirectDesc);
+  if (event_idx) f |= Bit(feature::kRingEventIdx);
+  if (mrg_rxbuf) f |= Bit(feature::kNetFMrgRxbuf);
   // Multiqueue virtio-net needs VIRTIO_NET_F_MQ, which the spec ties to CTRL_VQ; the control
   // queue itself is emulated by the front-end (QEMU, virtio-user) and never reaches a backend.
   if (queue_pairs > 1) f |= Bit(kNetFCtrlVq) | Bit(kNetFMq);
@@ -332,13 +334,13 @@ Status Session::CheckQueue(uint32_t index, const char* what) const {
 // ---- Features -------------------------------------------------------------------------------
 
 Result<Session::Reply> Session::GetFeatures(Message&) {
-  return Reply::U64(OfferedFeatures(options_.queue_pairs));
+  return Reply::U64(OfferedFeatures(options_.queue_pairs, options_.event_idx, options_.mrg_rxbuf));
 }
 
 Result<Session::Reply> Session::SetFeatures(Message& m) {
   auto p = m.PayloadAs<protocol::U64Payload>();
   if (!p) return p.error();
-  const uint64_t offered = OfferedFeatures(options_.queue_pairs);
+  const uint64_t offered = OfferedFeatures(options_.queue_pairs, options_.event_idx, options_.mrg_rxbuf);
   if (p->value & ~offered)
     return Error{Fmt("SET_FEATURES: 0x%" PRIx64 " includes bits not offered (%s)", p->value,
                      protocol::FeatureNames(p->value & ~offered).c_str())};
@@ -349,6 +351,8 @@ Result<Session::Reply> Session::SetFeatures(Message& m) {
   cfg.features = p->value;
   cfg.iommu = p->value & Bit(feature::kIommuPlatform);
   cfg.indirect = p->value & Bit(feature::kRingIndirectDesc);
+  cfg.event_idx = p->value & Bit(feature::kRingEventIdx);
+  cfg.mrg_rxbuf = p->value & Bit(feature::kNetFMrgRxbuf);
   // Without PROTOCOL_FEATURES rings start enabled (spec: "Ring states").
   const bool enabled_at_start = !(p->value & Bit(feature::kProtocolFeatures));
   for (uint32_t i = 0; i < device_->queue_count(); ++i) {

@@ -15,7 +15,8 @@
 namespace vhostlab::backend {
 
 // Features this backend offers (exact values, so front-ends and tests can check them).
-uint64_t OfferedFeatures(uint32_t queue_pairs);
+// EVENT_IDX and MRG_RXBUF are offered unless turned off (BackendOptions).
+uint64_t OfferedFeatures(uint32_t queue_pairs, bool event_idx = true, bool mrg_rxbuf = true);
 uint64_t OfferedProtocolFeatures();
 
 class Session {

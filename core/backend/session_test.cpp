@@ -53,7 +53,10 @@ TEST_F(SessionTest, OffersIommuReplyAckBackendReqAndMq) {
   EXPECT_EQ(f, OfferedFeatures(1));
   for (int bit : {vf::kVersion1, vf::kIommuPlatform, vf::kProtocolFeatures})
     EXPECT_TRUE(f & Bit(bit)) << bit;
-  EXPECT_FALSE(f & Bit(vf::kNetFMrgRxbuf)) << "MRG_RXBUF is not implemented, so never offered";
+  for (int bit : {vf::kNetFMrgRxbuf, vf::kRingEventIdx})
+    EXPECT_TRUE(f & Bit(bit)) << bit << ": offered by default, as QEMU, DPDK and Linux vhost do";
+  EXPECT_EQ(OfferedFeatures(1, false, false) & (Bit(vf::kNetFMrgRxbuf) | Bit(vf::kRingEventIdx)),
+            0u) << "both can be turned off";
   const uint64_t p = Ack(fe_.GetU64(Request::kGetProtocolFeatures));
   for (int bit : {pf::kReplyAck, pf::kBackendReq, pf::kMq, pf::kStatus})
     EXPECT_TRUE(p & Bit(bit)) << bit;

@@ -330,10 +330,11 @@ class TestFrontend {
   }
 
   // Full negotiation: protocol features, features, owner, memory, backend channel.
-  void Setup(bool iommu, bool indirect = true) {
+  // `extra`: more virtio features to ack (EVENT_IDX, MRG_RXBUF).
+  void Setup(bool iommu, bool indirect = true, uint64_t extra = 0) {
     ASSERT_TRUE(Alive());
     ASSERT_TRUE(SendP(Request::kSetProtocolFeatures, protocol::U64Payload{ProtocolFeatures()}).ok());
-    uint64_t f = Bit(protocol::feature::kVersion1) | Bit(protocol::feature::kProtocolFeatures);
+    uint64_t f = Bit(protocol::feature::kVersion1) | Bit(protocol::feature::kProtocolFeatures) | extra;
     if (iommu) f |= Bit(protocol::feature::kIommuPlatform);
     if (indirect) f |= Bit(protocol::feature::kRingIndirectDesc);
     auto r = Call(Request::kSetFeatures, protocol::U64Payload{f});

@@ -60,7 +60,7 @@ struct Rig {
   // channel exists and before any queue starts.
   void Start(bool indirect = true,
              std::function<TestFrontend::Mapping(uint64_t, uint8_t)> resolve = nullptr) {
-    fe.Setup(iommu, indirect);
+    fe.Setup(iommu, indirect, features);
     if (resolve) fe.StartMissServer(resolve);
     AddQueues();
     StartQueues();
@@ -120,6 +120,7 @@ struct Rig {
   TestFrontend fe;
   bool iommu;
   uint32_t queue_size = kQueueSize;
+  uint64_t features = 0;  // extra virtio features Start() acks (EVENT_IDX, MRG_RXBUF)
   DriverQueue* rx = nullptr;
   DriverQueue* tx = nullptr;
 };

@@ -180,7 +180,7 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
     r.Add("backend", "invalidate_service_ns_p50", b.invalidate_service_p50_ns, "ns");
     r.Add("backend", "invalidate_service_ns_p99", b.invalidate_service_p99_ns, "ns");
   }
-  uint64_t drops = 0;
+  uint64_t drops = 0, kicks = 0, interrupts = 0, packets = 0;
   for (const auto& q : b.queues) {
     const int i = static_cast<int>(q.queue_pair);
     drops += q.drops;
@@ -193,8 +193,20 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
     r.Add("backend", "access_fails", static_cast<double>(q.access_fails), "count", i);
     r.Add("backend", "drops", static_cast<double>(q.drops), "packets", i);
     r.Add("backend", "errors", static_cast<double>(q.errors), "count", i);
+    r.Add("backend", "kicks", static_cast<double>(q.kicks), "count", i);
+    r.Add("backend", "interrupts", static_cast<double>(q.rx_interrupts + q.tx_interrupts),
+          "count", i);
+    kicks += q.kicks;
+    interrupts += q.rx_interrupts + q.tx_interrupts;
+    packets += q.rx_packets ? q.rx_packets : q.tx_packets;
   }
   r.Add("backend", "drops", static_cast<double>(drops), "packets");
+  // Notifications the device took and gave (kick eventfd wake-ups, call eventfd signals), per
+  // packet: what EVENT_IDX and polling save.
+  if (packets) {
+    r.Add("backend", "kicks_per_packet", static_cast<double>(kicks) / packets, "ratio");
+    r.Add("backend", "interrupts_per_packet", static_cast<double>(interrupts) / packets, "ratio");
+  }
 }
 
 // Temp dir removed on scope exit (sockets and testpmd's log live there).

@@ -121,6 +121,30 @@ inline uint64_t CopyPieces(const std::vector<Piece>& src, uint64_t src_offset,
   return done;
 }
 
+// Copies `len` bytes from `src` into the concatenation of `dst` pieces, starting `dst_offset`
+// bytes in. Returns the bytes copied.
+inline uint64_t CopyToPieces(const uint8_t* src, uint64_t len, const std::vector<Piece>& dst,
+                             uint64_t dst_offset) {
+  uint64_t done = 0;
+  for (const Piece& p : dst) {
+    if (done == len) break;
+    if (dst_offset >= p.len) {
+      dst_offset -= p.len;
+      continue;
+    }
+    const uint64_t n = std::min<uint64_t>(p.len - dst_offset, len - done);
+    std::memmove(p.ptr + dst_offset, src + done, n);
+    done += n;
+    dst_offset = 0;
+  }
+  return done;
+}
+
+// virtio 1.x 2.7.10: with VIRTIO_F_EVENT_IDX, notify when `event` lies in (old, new_idx].
+inline bool NeedEvent(uint16_t event, uint16_t new_idx, uint16_t old) {
+  return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old);
+}
+
 class DeviceRing {
  public:
   // Points the ring at already-translated, host-contiguous desc/avail/used areas.
@@ -136,7 +160,7 @@ class DeviceRing {
 
   void set_last_avail(uint16_t v) { last_avail_ = v; }
   uint16_t last_avail() const { return last_avail_; }
-  void set_used_idx(uint16_t v) { used_idx_ = v; }
+  void set_used_idx(uint16_t v) { used_idx_ = signalled_used_ = v; }
   uint16_t used_idx() const { return used_idx_; }
   // The driver-visible used index (to resynchronise after a restart).
   uint16_t ReadUsedIdx() const {
@@ -169,19 +193,34 @@ class DeviceRing {
   void PublishUsed() {
     std::atomic_ref<uint16_t>(used_->idx).store(used_idx_, std::memory_order_release);
   }
-  // VIRTQ_USED_F_NO_NOTIFY: whether the driver should kick after making buffers available.
-  // The store is followed by a full fence, so that the caller's next read of avail->idx cannot
-  // pass it (the driver's matching barrier is between its avail->idx store and its flags load).
-  void SetNotifications(bool on) {
-    std::atomic_ref<uint16_t>(used_->flags).store(on ? 0 : kUsedFNoNotify,
-                                                  std::memory_order_relaxed);
+  // Whether the driver should kick after making buffers available. Without EVENT_IDX:
+  // VIRTQ_USED_F_NO_NOTIFY. With it: avail_event (after the used ring) names the avail index
+  // whose publication must kick; turning kicks on sets it to the next chain we will look at,
+  // turning them off leaves it behind (the driver then kicks again only when its index comes
+  // round to it, once per 65536 chains). The store is followed by a full fence, so that the
+  // caller's next read of avail->idx cannot pass it (the driver's matching barrier is between
+  // its avail->idx store and its flags / avail_event load).
+  void SetNotifications(bool on, bool event_idx = false) {
+    if (event_idx) {
+      if (on) std::atomic_ref<uint16_t>(AvailEvent()).store(last_avail_, std::memory_order_relaxed);
+    } else {
+      std::atomic_ref<uint16_t>(used_->flags).store(on ? 0 : kUsedFNoNotify,
+                                                    std::memory_order_relaxed);
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
-  // VIRTQ_AVAIL_F_NO_INTERRUPT: the driver asks not to be notified (EVENT_IDX is not offered).
-  bool InterruptSuppressed() const {
+  // Whether the driver wants an interrupt for what PublishUsed() just published. Without
+  // EVENT_IDX: unless VIRTQ_AVAIL_F_NO_INTERRUPT. With it: when used_event (after the avail
+  // ring) lies in what was published since the last call.
+  bool NeedInterrupt(bool event_idx) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    return std::atomic_ref<uint16_t>(avail_->flags).load(std::memory_order_relaxed) &
-           kAvailFNoInterrupt;
+    if (!event_idx)
+      return !(std::atomic_ref<uint16_t>(avail_->flags).load(std::memory_order_relaxed) &
+               kAvailFNoInterrupt);
+    const uint16_t event = std::atomic_ref<uint16_t>(avail_->ring[num_]).load(std::memory_order_relaxed);
+    const uint16_t old = signalled_used_;
+    signalled_used_ = used_idx_;
+    return NeedEvent(event, used_idx_, old);
   }
 
   // Walks the chain at `head` into `chain`. `translate(addr, len, perm) -> Xlate`.
@@ -323,12 +362,15 @@ class DeviceRing {
     }
   }
 
+  uint16_t& AvailEvent() { return *reinterpret_cast<uint16_t*>(&used_->ring[num_]); }
+
   Desc* desc_ = nullptr;
   Avail* avail_ = nullptr;
   Used* used_ = nullptr;
   uint32_t num_ = 0;
   uint16_t last_avail_ = 0;
   uint16_t used_idx_ = 0;
+  uint16_t signalled_used_ = 0;  // used_idx_ at the last NeedInterrupt() (EVENT_IDX)
 };
 
 }  // namespace vhostlab::virtio

@@ -25,6 +25,7 @@ void Help(FILE* out) {
       "                        [--queues N] [--poll busy|adaptive[:US]|interrupt] [--once]\n"
       "                        [--record FILE [--record-limit N]]\n"
       "                        [--iotlb-max-entries N] [--peer-timeout-ms MS]\n"
+      "                        [--no-event-idx] [--no-mrg-rxbuf]\n"
       "                        [--verbose|--quiet]\n"
       "\n"
       "Runs vhostlab's vhost-user backend (the spec's \"slave\"): a virtio-net device over split\n"
@@ -65,6 +66,10 @@ void Help(FILE* out) {
       "                  front-end cannot make the backend grow without bound.\n"
       "  --peer-timeout-ms MS  drop a front-end that half-sends a message or stops reading\n"
       "                  replies for MS milliseconds (default 3000), so the next one is served.\n"
+      "  --no-event-idx  do not offer VIRTIO_RING_F_EVENT_IDX (offered by default: kicks and\n"
+      "                  interrupts are then suppressed through avail_event/used_event).\n"
+      "  --no-mrg-rxbuf  do not offer VIRTIO_NET_F_MRG_RXBUF (offered by default: a frame larger\n"
+      "                  than one RX buffer then spans several; without it, it is dropped).\n"
       "  --verbose       log every message (debug level); --quiet logs errors only.\n"
       "\n"
       "Offered virtio features: VERSION_1, IOMMU_PLATFORM, PROTOCOL_FEATURES, INDIRECT_DESC\n"
@@ -157,6 +162,10 @@ int RunBackend(int argc, char** argv) {
         return 2;
       }
       opts.peer_timeout_ms = static_cast<int>(n);
+    } else if (a == "--no-event-idx") {
+      opts.event_idx = false;
+    } else if (a == "--no-mrg-rxbuf") {
+      opts.mrg_rxbuf = false;
     } else if (a == "--once") {
       opts.serve_forever = false;
     } else if (a == "--verbose" || a == "-v") {
@@ -189,7 +198,8 @@ int RunBackend(int argc, char** argv) {
     return 1;
   }
   VL_INFO("offering features %s; protocol features %s",
-          protocol::FeatureNames(backend::OfferedFeatures(opts.queue_pairs)).c_str(),
+          protocol::FeatureNames(backend::OfferedFeatures(opts.queue_pairs, opts.event_idx,
+                                                         opts.mrg_rxbuf)).c_str(),
           protocol::ProtocolFeatureNames(backend::OfferedProtocolFeatures()).c_str());
   if (opts.serve_forever) {
     int sig = 0;
@@ -221,14 +231,16 @@ int RunBackend(int argc, char** argv) {
                 st.invalidate_service_p50_ns / 1e3, st.invalidate_service_p99_ns / 1e3);
   if (!opts.record_path.empty())
     std::printf("trace %s: %" PRIu64 " records\n", opts.record_path.c_str(), (*b)->RecordedEvents());
-  std::printf("%-4s %12s %14s %12s %14s %12s %8s %8s %8s %6s %6s %20s\n", "qp", "tx_pkts",
-              "tx_bytes", "rx_pkts", "rx_bytes", "xlates", "misses", "retries", "acc_fail",
-              "drops", "errors", "checksum");
+  std::printf("%-4s %12s %14s %12s %14s %12s %8s %8s %8s %6s %6s %20s %10s %10s %10s\n", "qp",
+              "tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes", "xlates", "misses", "retries",
+              "acc_fail", "drops", "errors", "checksum", "kicks", "rx_irqs", "tx_irqs");
   for (const auto& q : st.queues)
     std::printf("%-4u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64
-                " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64 " %6" PRIu64 " %20" PRIu64 "\n",
+                " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64 " %6" PRIu64 " %20" PRIu64
+                " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
                 q.queue_pair, q.tx_packets, q.tx_bytes, q.rx_packets, q.rx_bytes, q.translations,
-                q.iotlb_misses, q.retries, q.access_fails, q.drops, q.errors, q.checksum);
+                q.iotlb_misses, q.retries, q.access_fails, q.drops, q.errors, q.checksum, q.kicks,
+                q.rx_interrupts, q.tx_interrupts);
   std::fflush(stdout);
   return 0;
 }

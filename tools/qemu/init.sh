@@ -54,8 +54,10 @@ pings=$(param pings 20)
 interval=$(param interval 0.05)
 flows=$(param flows 1)
 restart=$(param restart 0)
+size=$(param size 56)
+mtu=$(param mtu 1500)
 ncpus=$(grep -c '^processor' /proc/cpuinfo)
-echo "VLINFO pings=$pings interval=$interval flows=$flows restart=$restart cpus=$ncpus"
+echo "VLINFO pings=$pings interval=$interval flows=$flows restart=$restart size=$size mtu=$mtu cpus=$ncpus"
 
 loaded=""
 while read -r m; do
@@ -84,6 +86,7 @@ configure() {
     net=169.254.$((10 + k))
     ip addr show dev "$ifc" | grep -q "inet $net.1/" ||
       ip addr add "$net.1/24" dev "$ifc" || echo "VLERROR cannot add $net.1/24 to $ifc"
+    ip link set "$ifc" mtu "$mtu" || echo "VLERROR cannot set mtu $mtu on $ifc"
     ip link set "$ifc" up || echo "VLERROR cannot set $ifc up"
     # Permanent, so the kernel never ARPs for it (busybox ip has no `neigh add`).
     arp -i "$ifc" -s "$net.2" 02:00:00:00:00:02 || echo "VLERROR cannot add the neighbour on $ifc"
@@ -101,7 +104,7 @@ round() {
   for ifc in $(virtio_ifaces); do
     f=0
     while [ "$f" -lt "$flows" ]; do
-      taskset -c $((f % ncpus)) ping -q -c "$pings" -i "$interval" -W 1 \
+      taskset -c $((f % ncpus)) ping -q -c "$pings" -s "$size" -i "$interval" -W 1 \
         "169.254.$((10 + k)).2" 2>&1 &
       pids="$pids $!"
       f=$((f + 1))
