@@ -28,4 +28,24 @@ for t in "${asan_tests[@]}"; do
   echo "asan: $t"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "build-asan/$t" --gtest_brief=1
 done
+# Fuzzing (libFuzzer, clang, ASan + UBSan over the whole library): each target for a bounded
+# time from its committed seed corpus (tools/make_fuzz_seeds.py), in a scratch copy. A crash,
+# leak, sanitizer report or timeout fails the run and leaves the reproducer in build-fuzz/.
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DVHOSTLAB_FUZZ=ON -DVHOSTLAB_SANITIZE=ON -DVHOSTLAB_BUILD_PYTHON=OFF \
+      -DVHOSTLAB_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target iotlb_fuzz chain_fuzz session_fuzz
+fuzz_seconds=${VHOSTLAB_FUZZ_SECONDS:-60}
+# target | binary | corpus | max input bytes
+for spec in "iotlb core/iotlb/iotlb_fuzz core/iotlb/fuzz/corpus 4096" \
+            "chain core/virtio/chain_fuzz core/virtio/fuzz/corpus 16384" \
+            "session core/backend/fuzz/session_fuzz core/backend/fuzz/corpus 4096"; do
+  read -r name bin corpus max_len <<<"$spec"
+  work="build-fuzz/corpus-$name"
+  rm -rf "$work" && mkdir -p "$work" && cp "$corpus"/* "$work"/
+  echo "fuzz: $name for ${fuzz_seconds}s"
+  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     "./$bin" -max_total_time="$fuzz_seconds" -max_len="$max_len" -timeout=20 \
+              -rss_limit_mb=4096 -print_final_stats=1 "corpus-$name" 2>&1 | tail -n 25)
+done
 echo "all tests passed"
