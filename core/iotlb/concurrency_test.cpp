@@ -93,7 +93,7 @@ TYPED_TEST(Concurrency, NoReaderSeesAnInvalidatedTranslation) {
     const uint64_t target = lookups.load() + 20;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
     while (lookups.load() < target && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));  // leave the CPU to readers
   };
   uint64_t next_uaddr = 0x100000000ull;
   std::array<uint64_t, kPages> current{};

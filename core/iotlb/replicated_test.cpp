@@ -84,7 +84,7 @@ TEST(Replicated, NoReaderUsesAnInvalidatedTranslation) {
     const uint64_t target = lookups.load() + 48;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
     while (lookups.load() < target && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));  // leave the CPU to readers
   };
   uint64_t current = 0x100000;
   rep.Insert({0x10000, 0x10fff}, current, Perm::kRead);
