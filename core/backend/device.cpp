@@ -322,9 +322,7 @@ class DeviceImpl final : public Device {
 
     void Run() {
       control_.tid.store(static_cast<int>(::syscall(SYS_gettid)));
-      reader_ = dev_->iotlb_.RegisterReader();
-      faults_seen_ = memory::ThreadGuestMemoryFaults();  // also makes the thread's counter exist
-      ticks_per_us_ = std::max<uint64_t>(1, static_cast<uint64_t>(counters::TscClock::Get().hz / 1e6));
+      AttachThread();
       const DeviceConfig& cfg = dev_->config_;
       const uint64_t spin_ticks = static_cast<uint64_t>(
           static_cast<double>(cfg.spin_ns) * counters::TscClock::Get().hz / 1e9);
@@ -362,7 +360,7 @@ class DeviceImpl final : public Device {
 
     // One pass of Run()'s loop body, without waiting (RunWorkerPass).
     bool Pass() {
-      if (!reader_) reader_ = dev_->iotlb_.RegisterReader();
+      if (!reader_) AttachThread();
       const bool progress = ServicePair();
       FlushStats();
       reader_->Quiesce();
@@ -370,6 +368,13 @@ class DeviceImpl final : public Device {
     }
 
    private:
+    // Makes the calling thread this worker's: its IOTLB reader and its per-thread state.
+    void AttachThread() {
+      reader_ = dev_->iotlb_.RegisterReader();
+      faults_seen_ = memory::ThreadGuestMemoryFaults();  // also makes the thread's counter exist
+      ticks_per_us_ = std::max<uint64_t>(1, static_cast<uint64_t>(counters::TscClock::Get().hz / 1e6));
+    }
+
     // Returns true when the worker must exit.
     bool HandlePause() {
       if (!control_.pause_requested.load(std::memory_order_acquire)) return false;
