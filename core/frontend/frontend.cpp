@@ -33,10 +33,29 @@ Status Validate(const FrontendConfig& c) {
     return Error{"page size must be 4096 (4k) or 2097152 (2m), not " + std::to_string(c.page_size)};
   if (!virtio::ValidQueueSize(c.ring_size) || c.ring_size < 8 || c.ring_size > 4096)
     return Error{"ring size must be a power of two in 8..4096, not " + std::to_string(c.ring_size)};
-  if (c.packet_size < loadgen::kMinFrame || c.packet_size > loadgen::kMaxFrame)
-    return Error{"packet size must be " + std::to_string(loadgen::kMinFrame) + ".." +
-                 std::to_string(loadgen::kMaxFrame) + " bytes, not " +
-                 std::to_string(c.packet_size)};
+  for (uint32_t size : FrameSizes(c))
+    if (size < loadgen::kMinFrame || size > loadgen::kMaxFrame)
+      return Error{"packet size must be " + std::to_string(loadgen::kMinFrame) + ".." +
+                   std::to_string(loadgen::kMaxFrame) + " bytes, not " + std::to_string(size)};
+  if (c.packet_sizes.size() > 1024)
+    return Error{"a packet-size mix has at most 1024 entries, not " +
+                 std::to_string(c.packet_sizes.size())};
+  if (c.rx_buffer_size != 0 && (c.rx_buffer_size < 64 || c.rx_buffer_size > 65536))
+    return Error{"receive buffer size must be 64..65536 bytes (0: " +
+                 std::to_string(kDefaultMrgBufferBytes) + "), not " +
+                 std::to_string(c.rx_buffer_size)};
+  if (c.mrg_rxbuf) {
+    // Flow control keeps the buffers of the packets in flight within the ring: the largest
+    // frame must fit in it.
+    const std::vector<uint32_t> sizes = FrameSizes(c);
+    const uint64_t largest = *std::max_element(sizes.begin(), sizes.end());
+    const uint64_t buf = MrgBufferBytes(c);
+    const uint64_t need = (sizeof(virtio::NetHdr) + largest + buf - 1) / buf;
+    if (need > c.ring_size)
+      return Error{"a " + std::to_string(largest) + "-byte frame needs " + std::to_string(need) +
+                   " receive buffers of " + std::to_string(buf) + " bytes, more than the ring's " +
+                   std::to_string(c.ring_size)};
+  }
   if (c.queue_pairs == 0 || c.queue_pairs > 64)
     return Error{"queue pairs must be 1..64, not " + std::to_string(c.queue_pairs)};
   if (c.packets == 0 && !(c.seconds > 0))
@@ -70,6 +89,15 @@ struct StopChannelOnExit {
 };
 
 }  // namespace
+
+std::vector<uint32_t> FrameSizes(const FrontendConfig& config) {
+  if (config.packet_sizes.empty()) return {config.packet_size};
+  return config.packet_sizes;
+}
+
+uint32_t MrgBufferBytes(const FrontendConfig& config) {
+  return config.rx_buffer_size ? config.rx_buffer_size : kDefaultMrgBufferBytes;
+}
 
 Result<Mapping> ParseMapping(const std::string& name) {
   if (name == "static" || name == "identity") return Mapping::kStatic;
@@ -122,9 +150,22 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   FrontendResult out;
   const uint64_t t_setup = NowNs();
 
+  Result<std::unique_ptr<Session>> session =
+      Session::Connect(config.socket_path, config.connect_timeout_ms);
+  if (!session.ok()) return session.error();
+  Session& s = **session;
+  const uint64_t optional =
+      (config.event_idx ? protocol::Bit(protocol::feature::kRingEventIdx) : 0) |
+      (config.mrg_rxbuf ? protocol::Bit(protocol::feature::kNetFMrgRxbuf) : 0);
+  if (Status st = s.Negotiate(config.iommu, config.queue_pairs, optional); !st.ok())
+    return st.error();
+  out.negotiated = s.negotiated();
+  // The buffer layout depends on what was negotiated (MRG_RXBUF: smaller receive buffers), so
+  // guest memory is laid out now; the backend sees it first at SET_MEM_TABLE either way.
+  const DriverFeatures features{out.negotiated.event_idx(), out.negotiated.mrg_rxbuf()};
   std::vector<uint64_t> chunks;
   for (uint32_t q = 0; q < config.queue_pairs; ++q)
-    for (uint64_t c : QueueDriver::ChunkSizes(config)) chunks.push_back(c);
+    for (uint64_t c : QueueDriver::ChunkSizes(config, features)) chunks.push_back(c);
   Result<GuestMemory> memory =
       GuestMemory::Create(chunks, config.mem_regions, config.page_size, config.hugetlb);
   if (!memory.ok()) return Error{"guest memory: " + memory.error().message};
@@ -134,12 +175,6 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
     out.notes = memory->hugetlb_note();
   }
 
-  Result<std::unique_ptr<Session>> session =
-      Session::Connect(config.socket_path, config.connect_timeout_ms);
-  if (!session.ok()) return session.error();
-  Session& s = **session;
-  if (Status st = s.Negotiate(config.iommu, config.queue_pairs); !st.ok()) return st.error();
-  out.negotiated = s.negotiated();
   Viommu viommu(&s, &memory.value(), config.page_size);
   s.StartBackendChannel([&viommu](const protocol::IotlbMsg& m) { return viommu.ServeMiss(m); });
   StopChannelOnExit stop_channel{&s};
@@ -149,7 +184,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   std::vector<std::unique_ptr<QueueDriver>> drivers;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
     auto d = std::make_unique<QueueDriver>(
-        config, q, &memory.value(), &viommu,
+        config, features, q, &memory.value(), &viommu,
         config.packets
             ? config.packets / config.queue_pairs + (q < config.packets % config.queue_pairs)
             : 0);

@@ -1,12 +1,12 @@
 // The front-end (the vhost-user spec's "master"): plays QEMU and the guest's virtio-net driver
 // against any spec-following backend, over a real Unix socket.
 //
-// One run: guest memory (memfd regions) -> connect + negotiate (IOMMU_PLATFORM, REPLY_ACK,
-// BACKEND_REQ, MQ) -> SET_MEM_TABLE -> SET_VRING_NUM for every ring (DPDK drops IOTLB UPDATEs
-// for rings that do not exist yet) -> BASE/ADDR/KICK/CALL -> the guest's IOMMU mappings
-// (per the mapping model) -> RX buffers posted -> SET_VRING_ENABLE -> one pinned thread per
-// queue pair sends numbered frames on its transmit queue and checks every byte that comes back
-// on its receive queue -> GET_VRING_BASE stops the rings.
+// One run: connect + negotiate (IOMMU_PLATFORM, REPLY_ACK, BACKEND_REQ, MQ, and EVENT_IDX and
+// MRG_RXBUF when offered and wanted) -> guest memory (memfd regions) -> SET_MEM_TABLE ->
+// SET_VRING_NUM for every ring (DPDK drops IOTLB UPDATEs for rings that do not exist yet) ->
+// BASE/ADDR/KICK/CALL -> the guest's IOMMU mappings (per the mapping model) -> RX buffers posted ->
+// SET_VRING_ENABLE -> one pinned thread per queue pair sends numbered frames on its transmit queue
+// and checks every byte that comes back on its receive queue -> GET_VRING_BASE stops the rings.
 //
 // Mapping models (how the guest uses its IOMMU; see net_driver.hpp for the per-buffer part):
 //   static: every ring and buffer page mapped and pushed (UPDATE) before traffic;
@@ -50,7 +50,21 @@ struct FrontendConfig {
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;
   uint32_t packet_size = 64;  // frame bytes, virtio-net header excluded
-  uint64_t packets = 0;       // total over all queue pairs; 0 = run for `seconds`
+  // A packet-size mix: frame seq is packet_sizes[seq % size()] bytes (deterministic, so the
+  // receiver knows what each seq must be); empty: every frame is packet_size bytes.
+  std::vector<uint32_t> packet_sizes;
+  // Optional virtio features, acked when the backend offers them (a guest driver's choice):
+  // VIRTIO_RING_F_EVENT_IDX (kicks only when the device's avail_event asks for one; used_event
+  // left behind while the driver polls, so the device signals about once per 65536 entries)
+  // and VIRTIO_NET_F_MRG_RXBUF (receive buffers of rx_buffer_size bytes; a frame larger than
+  // one arrives across several, num_buffers in its first header).
+  bool event_idx = true;
+  bool mrg_rxbuf = true;
+  // MRG_RXBUF negotiated: bytes of each posted receive buffer, header included (0: 1536 + 12,
+  // Linux's smallest mergeable buffer). Without MRG_RXBUF a receive buffer holds the largest
+  // frame of the mix, as today.
+  uint32_t rx_buffer_size = 0;
+  uint64_t packets = 0;  // total over all queue pairs; 0 = run for `seconds`
   double seconds = 0;
   uint64_t seed = 1;
   bool scatter = true;  // IOVA-contiguous buffers over non-adjacent guest pages
@@ -107,6 +121,9 @@ struct QueueResult {
   uint64_t storm_pages = 0;       // storm: pages invalidated and mapped again
   uint64_t storm_ns = 0;          // storm: time the driver spent in bursts
   uint64_t warmup_packets = 0;    // working set: untimed packets before the run (not counted)
+  uint64_t kicks = 0;             // kick eventfd writes by the driver (both rings)
+  uint64_t interrupts = 0;        // call eventfd signals by the device (both rings; we poll)
+  uint64_t rx_buffers = 0;        // used receive entries of verified packets (MRG: > packets)
   uint64_t elapsed_ns = 0;        // first post to last packet accounted
   uint64_t end_ns = 0;            // steady-clock time of the last packet accounted
   std::string error;              // non-empty: this queue stopped early
@@ -127,6 +144,12 @@ struct FrontendResult {
   uint64_t verify_errors() const;
   uint64_t drops() const;
 };
+
+// The frame sizes of the mix (packet_sizes, or packet_size alone) and the receive buffer bytes
+// used when MRG_RXBUF is negotiated.
+std::vector<uint32_t> FrameSizes(const FrontendConfig& config);
+uint32_t MrgBufferBytes(const FrontendConfig& config);
+inline constexpr uint32_t kDefaultMrgBufferBytes = 1536 + 12;
 
 // Runs one whole session. An error means the session could not be set up or the backend broke
 // the protocol; data problems (verify errors, drops) are reported in the result.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "core/frontend/guest_memory.hpp"
@@ -146,6 +147,30 @@ TEST(Pool, SwapWithSpareMovesAPageAndKeepsTheOldOneSpare) {
   EXPECT_EQ(m->GpaToHost(spare)[5], 0x42) << "writes follow the page to its new home";
 }
 
+TEST(FrameSizes, MixOrSingleSize) {
+  FrontendConfig c;
+  c.packet_size = 100;
+  EXPECT_EQ(FrameSizes(c), std::vector<uint32_t>{100});
+  c.packet_sizes = {64, 1500, 9000};
+  EXPECT_EQ(FrameSizes(c), (std::vector<uint32_t>{64, 1500, 9000}));
+  EXPECT_EQ(MrgBufferBytes(c), 1548u);
+  c.rx_buffer_size = 4096;
+  EXPECT_EQ(MrgBufferBytes(c), 4096u);
+}
+
+TEST(Frame, JumboFramesAreSelfDescribing) {
+  std::vector<uint8_t> a(9000), b(9000);
+  loadgen::FillFrame(a.data(), 9000, 3, 2, 1ull << 40);
+  loadgen::FillFrame(b.data(), 9000, 3, 2, 1ull << 40);
+  EXPECT_EQ(a, b);
+  uint64_t seq = 0;
+  ASSERT_TRUE(loadgen::FrameSeq(a.data(), 9000, &seq));
+  EXPECT_EQ(seq, 1ull << 40);
+  uint16_t size = 0;
+  std::memcpy(&size, a.data() + 20, 2);
+  EXPECT_EQ(size, 9000);
+}
+
 TEST(Frame, DeterministicAndSelfDescribing) {
   std::vector<uint8_t> a(64), b(64), c(64);
   loadgen::FillFrame(a.data(), 64, 7, 1, 42);
@@ -210,7 +235,28 @@ TEST(RunFrontend, RefusesBadConfigBeforeConnecting) {
   EXPECT_FALSE(RunFrontend(c).ok()) << "256 pages of 2 MiB is over the 256 MiB bound";
   c.page_size = 4096;
   c.storm_interval = 0;
+  c.packet_sizes = {64, 9001};
+  r = RunFrontend(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("9001"), std::string::npos) << r.error().message;
+  c.packet_sizes = {64, 9000};
+  c.rx_buffer_size = 63;
+  EXPECT_FALSE(RunFrontend(c).ok()) << "a receive buffer must hold the header and more";
+  c.rx_buffer_size = 64;
+  c.ring_size = 128;
+  r = RunFrontend(c);
+  ASSERT_FALSE(r.ok()) << "a 9000-byte frame needs 141 buffers of 64 bytes";
+  EXPECT_NE(r.error().message.find("receive buffers"), std::string::npos) << r.error().message;
+  c.mrg_rxbuf = false;
   c.connect_timeout_ms = 100;
+  r = RunFrontend(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("connect"), std::string::npos)
+      << "without MRG_RXBUF the buffer size does not apply: " << r.error().message;
+  c.mrg_rxbuf = true;
+  c.rx_buffer_size = 0;
+  c.ring_size = 256;
+  c.packet_sizes.clear();
   r = RunFrontend(c);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("connect"), std::string::npos) << r.error().message;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/loadgen/packet.hpp"
+#include "core/virtio/device_queue.hpp"
 
 namespace vhostlab::frontend {
 namespace {
@@ -30,16 +31,28 @@ uint64_t NowNs() {
                                    .count());
 }
 
-uint64_t SlotBytes(const FrontendConfig& c) {
-  return std::max<uint64_t>(2048, RoundUp(kHdr + c.packet_size, 64));
+uint32_t MaxFrame(const FrontendConfig& c) {
+  const std::vector<uint32_t> sizes = FrameSizes(c);
+  return *std::max_element(sizes.begin(), sizes.end());
 }
-// With scatter, slot i starts 32 bytes before a 2 KiB boundary: every other slot straddles a
-// 4 KiB page boundary (and one in 1024 a 2 MiB one).
-uint64_t Skew(const FrontendConfig& c) { return c.scatter ? SlotBytes(c) - 32 : 0; }
+// A transmit buffer (and a receive buffer without MRG_RXBUF) holds the header and the largest
+// frame of the mix.
+uint64_t TxSlotBytes(const FrontendConfig& c) {
+  return std::max<uint64_t>(2048, RoundUp(kHdr + MaxFrame(c), 64));
+}
+uint32_t RxBufferLen(const FrontendConfig& c, DriverFeatures f) {
+  return f.mrg_rxbuf ? MrgBufferBytes(c) : static_cast<uint32_t>(TxSlotBytes(c));
+}
+uint64_t RxSlotBytes(const FrontendConfig& c, DriverFeatures f) {
+  return RoundUp(RxBufferLen(c, f), 64);
+}
+// With scatter, position i starts 32 bytes before a slot boundary: with 2 KiB slots every other
+// one straddles a 4 KiB page boundary (and one in 1024 a 2 MiB one).
+uint64_t Skew(const FrontendConfig& c, uint64_t slot) { return c.scatter ? slot - 32 : 0; }
 // Bytes of one pool: the ring's buffers, or half the working set (receive and transmit pools
 // share it) when that is more.
-uint64_t PoolBytes(const FrontendConfig& c) {
-  return std::max(Skew(c) + uint64_t{c.ring_size} * SlotBytes(c), c.working_set / 2);
+uint64_t PoolBytes(const FrontendConfig& c, uint64_t slot) {
+  return std::max(Skew(c, slot) + uint64_t{c.ring_size} * slot, c.working_set / 2);
 }
 // Spare guest pages per pool: a storm burst may take all of its pages from one pool.
 uint64_t SparePages(const FrontendConfig& c) {
@@ -53,7 +66,7 @@ uint64_t DriverRing::BytesFor(uint32_t num) {
   return used_off + virtio::UsedBytes(num);
 }
 
-void DriverRing::Layout(uint8_t* host) {
+void DriverRing::Layout(uint8_t* host, bool event_idx) {
   avail_off = virtio::DescBytes(num);
   used_off = RoundUp(avail_off + virtio::AvailBytes(num), 4096);
   bytes = used_off + virtio::UsedBytes(num);
@@ -61,8 +74,14 @@ void DriverRing::Layout(uint8_t* host) {
   desc = reinterpret_cast<virtio::Desc*>(host);
   avail = reinterpret_cast<virtio::Avail*>(host + avail_off);
   used = reinterpret_cast<virtio::Used*>(host + used_off);
-  // The driver polls: the device need not signal the call eventfd.
-  avail->flags = virtio::kAvailFNoInterrupt;
+  // The driver polls: the device need not signal the call eventfd. With EVENT_IDX, flags stay
+  // 0 (virtio 1.x 2.7.7.1) and used_event sits one behind the first entry: the device signals
+  // only when its used index passes it, once per 65536 entries.
+  if (event_idx) {
+    *used_event() = static_cast<uint16_t>(last_used - 1);
+  } else {
+    avail->flags = virtio::kAvailFNoInterrupt;
+  }
 }
 
 uint64_t Pool::PagesFor(uint64_t bytes, uint64_t page_size, bool scatter) {
@@ -174,20 +193,34 @@ void Pool::Read(uint64_t off, uint8_t* dst, uint32_t len) const {
   }
 }
 
-QueueDriver::QueueDriver(const FrontendConfig& config, uint32_t queue_pair, GuestMemory* memory,
-                         Viommu* viommu, uint64_t packets)
-    : config_(config), qp_(queue_pair), memory_(memory), viommu_(viommu), packets_(packets) {
-  slot_bytes_ = SlotBytes(config);
-  skew_ = Skew(config);
+QueueDriver::QueueDriver(const FrontendConfig& config, DriverFeatures features, uint32_t queue_pair,
+                         GuestMemory* memory, Viommu* viommu, uint64_t packets)
+    : config_(config),
+      features_(features),
+      qp_(queue_pair),
+      memory_(memory),
+      viommu_(viommu),
+      packets_(packets) {
+  sizes_ = FrameSizes(config);
+  max_frame_ = MaxFrame(config);
+  rx_buf_len_ = RxBufferLen(config, features);
+  for (uint32_t size : sizes_)
+    need_.push_back(
+        config.sink ? 0 : static_cast<uint32_t>((kHdr + size + rx_buf_len_ - 1) / rx_buf_len_));
+  tx_slot_ = TxSlotBytes(config);
+  tx_skew_ = Skew(config, tx_slot_);
+  rx_slot_ = RxSlotBytes(config, features);
+  rx_skew_ = Skew(config, rx_slot_);
   result_.queue_pair = queue_pair;
 }
 
-std::vector<uint64_t> QueueDriver::ChunkSizes(const FrontendConfig& c) {
+std::vector<uint64_t> QueueDriver::ChunkSizes(const FrontendConfig& c, DriverFeatures f) {
   uint64_t ring = DriverRing::BytesFor(c.ring_size);
-  uint64_t pool =
-      (Pool::PagesFor(PoolBytes(c), c.page_size, c.scatter && c.iommu) + SparePages(c)) *
-      c.page_size;
-  return {ring, ring, pool, pool};
+  auto pool = [&](uint64_t slot) {
+    return (Pool::PagesFor(PoolBytes(c, slot), c.page_size, c.scatter && c.iommu) + SparePages(c)) *
+           c.page_size;
+  };
+  return {ring, ring, pool(RxSlotBytes(c, f)), pool(TxSlotBytes(c))};
 }
 
 void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
@@ -202,20 +235,24 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
     r.num = config_.ring_size;
     r.gpa = gpas[i];
     r.iova = iova_base + i * ring_chunk;
-    r.Layout(memory_->GpaToHost(r.gpa, DriverRing::BytesFor(r.num)));
+    r.Layout(memory_->GpaToHost(r.gpa, DriverRing::BytesFor(r.num)), features_.event_idx);
     r.kick.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     r.call.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   }
-  uint64_t pool_pages = Pool::PagesFor(PoolBytes(config_), ps, scatter);
-  rx_pool_.Build(*memory_, gpas[2], pool_pages, ps, scatter, SparePages(config_));
-  tx_pool_.Build(*memory_, gpas[3], pool_pages, ps, scatter, SparePages(config_));
+  const uint64_t rx_pages = Pool::PagesFor(PoolBytes(config_, rx_slot_), ps, scatter);
+  const uint64_t tx_pages = Pool::PagesFor(PoolBytes(config_, tx_slot_), ps, scatter);
+  rx_pool_.Build(*memory_, gpas[2], rx_pages, ps, scatter, SparePages(config_));
+  tx_pool_.Build(*memory_, gpas[3], tx_pages, ps, scatter, SparePages(config_));
   // Every position whose buffer fits in the pool; without a working set, one per descriptor.
   const bool spread = config_.working_set > 0;
-  const uint64_t positions =
-      spread ? (pool_pages * ps - skew_) / slot_bytes_ : uint64_t{config_.ring_size};
+  auto positions = [&](uint64_t pages, uint64_t slot, uint64_t skew) {
+    return spread ? (pages * ps - skew) / slot : uint64_t{config_.ring_size};
+  };
   const uint64_t seed = config_.seed * 0x9e3779b97f4a7c15ull + qp_;
-  rx_place_.Build(positions, slot_bytes_, skew_, ps, pool_pages, spread, seed);
-  tx_place_.Build(positions, slot_bytes_, skew_, ps, pool_pages, spread, ~seed);
+  rx_place_.Build(positions(rx_pages, rx_slot_, rx_skew_), rx_slot_, rx_skew_, ps, rx_pages, spread,
+                  seed);
+  tx_place_.Build(positions(tx_pages, tx_slot_, tx_skew_), tx_slot_, tx_skew_, ps, tx_pages, spread,
+                  ~seed);
   rx_pos_.assign(config_.ring_size, 0);
   tx_pos_.assign(config_.ring_size, 0);
   rx_pool_.static_iova = iova_base + kRxPoolIova;
@@ -223,7 +260,7 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
   // A buffer spans at most ceil(slot / page) + 1 pages; one more, never mapped, is a guard so
   // no INVALIDATE range ever ends exactly where a live window starts (DPDK 22.11's
   // cache_remove also drops an entry that starts right at iova + size).
-  win_pages_ = (slot_bytes_ + ps - 1) / ps + 2;
+  win_pages_ = (std::max(rx_slot_, tx_slot_) + ps - 1) / ps + 2;
   // Enough windows for every slot in flight plus a full flush queue.
   uint64_t windows = 2ull * config_.ring_size + config_.flush_batch + 16;
   rx_win_base_ = iova_base + kRxWindowIova;
@@ -340,10 +377,10 @@ Status QueueDriver::FlushLazy() {
 Status QueueDriver::PostRx(uint16_t slot) {
   rx_pos_[slot] = rx_place_.Take(slot);
   Result<uint64_t> addr =
-      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, rx_place_.Offset(rx_pos_[slot]),
-             static_cast<uint32_t>(slot_bytes_), protocol::kIotlbPermRw, &rx_held_[slot]);
+      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, rx_place_.Offset(rx_pos_[slot]), rx_buf_len_,
+             protocol::kIotlbPermRw, &rx_held_[slot]);
   if (!addr.ok()) return addr.error();
-  rx_.desc[slot] = virtio::Desc{*addr, static_cast<uint32_t>(slot_bytes_), virtio::kDescFWrite, 0};
+  rx_.desc[slot] = virtio::Desc{*addr, rx_buf_len_, virtio::kDescFWrite, 0};
   rx_.avail->ring[rx_.avail_idx % rx_.num] = slot;
   ++rx_.avail_idx;
   rx_posted_[slot] = true;
@@ -417,15 +454,31 @@ Status QueueDriver::PostAllRx() {
 }
 
 void QueueDriver::Kick(DriverRing& ring) {
-  // virtio 2.7.13: the driver reads used->flags only after its avail->idx store is visible.
+  // virtio 2.7.13: the driver reads used->flags (avail_event) only after its avail->idx store
+  // is visible.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (__atomic_load_n(&ring.used->flags, __ATOMIC_ACQUIRE) & virtio::kUsedFNoNotify) return;
+  const uint16_t old = ring.kicked_idx;
+  ring.kicked_idx = ring.avail_idx;
+  if (features_.event_idx) {
+    if (!virtio::NeedEvent(__atomic_load_n(ring.avail_event(), __ATOMIC_ACQUIRE), ring.avail_idx,
+                           old))
+      return;
+  } else if (__atomic_load_n(&ring.used->flags, __ATOMIC_ACQUIRE) & virtio::kUsedFNoNotify) {
+    return;
+  }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(ring.kick.get(), &one, sizeof(one));
+  ++result_.kicks;
+}
+
+// Reads (and so resets) the count a non-blocking eventfd holds; 0 when it holds none.
+uint64_t TakeEventfdCount(int fd) {
+  uint64_t v = 0;
+  return read(fd, &v, sizeof(v)) == sizeof(v) ? v : 0;
 }
 
 QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress) {
-  const uint32_t num = config_.ring_size, size = config_.packet_size;
+  const uint32_t num = config_.ring_size;
   const uint64_t seed = config_.seed;
   const uint16_t queue = static_cast<uint16_t>(qp_);
   const uint64_t stall_ns = static_cast<uint64_t>(config_.stall_seconds * 1e9);
@@ -433,9 +486,27 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
   for (uint32_t i = num; i-- > 0;) tx_free.push_back(static_cast<uint16_t>(i));
   std::vector<bool> tx_busy(num, false);
   std::vector<uint64_t> tx_sum(config_.sink ? num : 0);  // sink: byte sum of the frame in slot
-  std::vector<uint8_t> frame(kHdr + size), got(size), want(size);
+  std::vector<uint8_t> frame(kHdr + max_frame_), got(max_frame_), want(max_frame_);
+  // Written over every received buffer's bytes before it is posted again, so a device that
+  // reports a length without writing is caught.
+  const std::vector<uint8_t> poison(max_frame_, 0xA5);
+  struct Piece {
+    uint16_t id;
+    uint32_t begin, end;  // bytes of the buffer the frame used
+  };
+  std::vector<Piece> pieces;          // the buffers one received frame arrived in
   uint64_t tx_seq = 0, next_seq = 0;  // sent; accounted for (received or declared lost)
-  uint64_t target = packets_;         // 0 until posting stops in timed mode
+  // Receive buffers the packets in flight need (sum of BuffersFor over [next_seq, tx_seq)).
+  uint64_t rx_need = 0;
+  // Packets [next_seq, upto) are accounted for: their buffers are no longer needed.
+  auto account = [&](uint64_t upto) {
+    for (uint64_t q = next_seq; q < upto; ++q) rx_need -= BuffersFor(q);
+    next_seq = upto;
+  };
+  // Signals before the run (set-up, an earlier warm-up) are not this run's.
+  TakeEventfdCount(rx_.call.get());
+  TakeEventfdCount(tx_.call.get());
+  uint64_t target = packets_;  // 0 until posting stops in timed mode
   bool posting = true;
   const uint64_t start = NowNs();
   const uint64_t deadline =
@@ -466,58 +537,92 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         // Sink devices complete in order of consumption; every completion is one packet.
         ++result_.sink_packets;
         result_.sent_byte_sum += tx_sum[e.id];
-        ++next_seq;
+        account(next_seq + 1);
       }
     }
     // Receive completions: unmap first (strict: the INVALIDATE is acked before the CPU reads,
-    // as dma_unmap does), check every byte, re-post the buffer at once.
+    // as dma_unmap does), check every byte, re-post the buffers at once. A frame arrives in one
+    // used entry, or with MRG_RXBUF in num_buffers consecutive ones (published together).
     used_idx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
     uint32_t reposted = 0;
     while (result_.error.empty() && rx_.last_used != used_idx) {
-      virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
-      ++rx_.last_used;
-      progressed = true;
-      if (e.id >= num || !rx_posted_[e.id]) {
-        fail("device returned receive descriptor id " + std::to_string(e.id) +
+      const uint16_t ready = static_cast<uint16_t>(used_idx - rx_.last_used);
+      const virtio::UsedElem head = rx_.used->ring[rx_.last_used % num];
+      if (head.id >= num || !rx_posted_[head.id]) {
+        fail("device returned receive descriptor id " + std::to_string(head.id) +
              " that is not posted");
         break;
       }
-      rx_posted_[e.id] = false;
-      const uint64_t rx_off = rx_place_.Offset(rx_pos_[e.id]);
-      rx_place_.Release(rx_pos_[e.id]);
-      if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
-        fail(s.message());
-        break;
+      uint32_t buffers = 1;
+      if (features_.mrg_rxbuf && head.len >= kHdr) {
+        virtio::NetHdr hdr;
+        rx_pool_.Read(rx_place_.Offset(rx_pos_[head.id]), reinterpret_cast<uint8_t*>(&hdr), kHdr);
+        // num_buffers 0 or past the ring is a device bug: the frame is checked as one buffer.
+        if (hdr.num_buffers > 1 && hdr.num_buffers <= num) buffers = hdr.num_buffers;
       }
+      if (buffers > ready) break;  // the rest of the frame is not published yet
+      progressed = true;
+      // Gather the frame (header only in the first buffer) after unmapping every buffer.
+      pieces.clear();
+      uint32_t got_len = 0;
+      bool bad_len = false;
+      for (uint32_t k = 0; k < buffers; ++k) {
+        const virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
+        ++rx_.last_used;
+        if (e.id >= num || !rx_posted_[e.id]) {
+          fail("device returned receive descriptor id " + std::to_string(e.id) +
+               " that is not posted");
+          break;
+        }
+        rx_posted_[e.id] = false;
+        const uint64_t rx_off = rx_place_.Offset(rx_pos_[e.id]);
+        rx_place_.Release(rx_pos_[e.id]);
+        if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
+          fail(s.message());
+          break;
+        }
+        const uint32_t skip = k == 0 ? kHdr : 0;
+        if (e.len < skip || e.len > rx_buf_len_ || got_len + (e.len - skip) > max_frame_) {
+          bad_len = true;
+          pieces.push_back(
+              {static_cast<uint16_t>(e.id), skip, skip + std::min(rx_buf_len_ - skip, max_frame_)});
+          continue;
+        }
+        pieces.push_back({static_cast<uint16_t>(e.id), skip, e.len});
+        rx_pool_.Read(rx_off + skip, got.data() + got_len, e.len - skip);
+        got_len += e.len - skip;
+      }
+      if (!result_.error.empty()) break;
       uint64_t seq = 0;
-      if (e.len != kHdr + size) {
+      if (bad_len || !loadgen::FrameSeq(got.data(), got_len, &seq) || seq >= tx_seq) {
         ++result_.verify_errors;
+      } else if (seq < next_seq) {
+        ++result_.sequence_errors;
       } else {
-        rx_pool_.Read(rx_off + kHdr, got.data(), size);
-        if (!loadgen::FrameSeq(got.data(), size, &seq) || seq >= tx_seq) {
+        result_.drops += seq - next_seq;
+        account(seq + 1);
+        const uint32_t size = sizes_[seq % sizes_.size()];
+        if (got_len != size) {
           ++result_.verify_errors;
-        } else if (seq < next_seq) {
-          ++result_.sequence_errors;
         } else {
-          result_.drops += seq - next_seq;
-          next_seq = seq + 1;
           loadgen::FillFrame(want.data(), size, seed, queue, seq);
           if (std::memcmp(want.data(), got.data(), size) != 0) {
             ++result_.verify_errors;
           } else {
             ++result_.rx_packets;
             result_.rx_bytes += size;
+            result_.rx_buffers += buffers;
           }
         }
       }
-      // Poison the buffer's frame so a device that reports a length without writing is caught.
-      std::memset(got.data(), 0xA5, size);
-      rx_pool_.Write(rx_off + kHdr, got.data(), size);
-      if (Status s = PostRx(static_cast<uint16_t>(e.id)); !s.ok()) {
-        fail(s.message());
-        break;
+      for (const Piece& p : pieces) {
+        rx_pool_.Write(rx_place_.Offset(rx_pos_[p.id]) + p.begin, poison.data(), p.end - p.begin);
+        if (Status s = PostRx(p.id); !s.ok()) {
+          fail(s.message());
+          break;
+        }
+        ++reposted;
       }
-      ++reposted;
     }
     if (reposted) {
       __atomic_store_n(&rx_.avail->idx, rx_.avail_idx, __ATOMIC_RELEASE);
@@ -531,7 +636,9 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
     }
     uint32_t posted = 0;
     while (posting && posted < kBurst && !tx_free.empty() && tx_seq - next_seq < num &&
-           (packets_ == 0 || tx_seq < packets_)) {
+           rx_need + BuffersFor(tx_seq) <= num && (packets_ == 0 || tx_seq < packets_)) {
+      const uint32_t size = sizes_[tx_seq % sizes_.size()];
+      rx_need += BuffersFor(tx_seq);
       uint16_t slot = tx_free.back();
       tx_free.pop_back();
       std::memset(frame.data(), 0, kHdr);
@@ -585,7 +692,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       // IOTLB). Count them and go on, so drops cannot shrink the in-flight window to nothing.
       if (tx_seq != next_seq && tx_free.size() == num && now - last_progress > kLossNs) {
         result_.drops += tx_seq - next_seq;
-        next_seq = tx_seq;
+        account(tx_seq);
         last_progress = 0;
         continue;
       }
@@ -593,12 +700,13 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         result_.drops += tx_seq - next_seq;
         fail("no progress for " + std::to_string(config_.stall_seconds) + " s with " +
              std::to_string(tx_seq - next_seq) + " packets outstanding");
-        next_seq = tx_seq;
+        account(tx_seq);
       }
     }
   }
   result_.end_ns = NowNs();
   result_.elapsed_ns = result_.end_ns - start;
+  result_.interrupts = TakeEventfdCount(rx_.call.get()) + TakeEventfdCount(tx_.call.get());
   result_.tx_packets = tx_seq;
   if (progress) progress->store(next_seq, std::memory_order_relaxed);
   // Bounded drain of transmit completions so lazy/strict windows are released, then the last

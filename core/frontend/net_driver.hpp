@@ -19,12 +19,25 @@
 // lost), and every received buffer is re-posted at once, so a correct device always finds a
 // free receive buffer: any packet that does not come back is a drop, never back-pressure.
 //
-// Verification: the frame in every used receive buffer must be exactly packet_size bytes (plus
-// the 12-byte header) and equal FillFrame(seed, queue, seq) byte for byte; seqs must arrive in
-// order (both our loopback and testpmd's io forwarding keep per-queue FIFO order). A seq gap
-// counts the skipped packets as drops; a repeated or older seq is a sequence error. When the
-// device has completed every transmit buffer but packets stay missing for 200 ms, they are
-// counted as drops and traffic goes on; no progress at all for stall_seconds ends the queue.
+// Verification: the frames in the used receive buffers must be exactly the size of their seq
+// in the mix (plus the 12-byte header) and equal FillFrame(seed, queue, seq) byte for byte;
+// seqs must arrive in order (both our loopback and testpmd's io forwarding keep per-queue FIFO
+// order). A seq gap counts the skipped packets as drops; a repeated or older seq is a sequence
+// error. When the device has completed every transmit buffer but packets stay missing for
+// 200 ms, they are counted as drops and traffic goes on; no progress at all for stall_seconds
+// ends the queue.
+//
+// MRG_RXBUF (when negotiated): receive buffers are rx_buffer_size bytes; a frame arrives in
+// num_buffers (first buffer's header) consecutive used entries, the header only in the first.
+// The driver gathers them, checks the frame as above and re-posts every buffer. Flow control
+// then counts receive buffers, not packets: the buffers the packets in flight need never exceed
+// the ring, so the device still always finds room.
+//
+// Notifications: without EVENT_IDX the driver kicks unless used->flags has NO_NOTIFY and sets
+// avail->flags NO_INTERRUPT (it polls). With EVENT_IDX it kicks only when the device's
+// avail_event lies in what it just published (virtio 1.x 2.7.10), and leaves used_event behind
+// (as Linux does when callbacks are disabled), so the device signals once per 65536 entries.
+// Kicks sent and call-eventfd signals received are counted per queue pair.
 #pragma once
 
 #include <cstdint>
@@ -52,11 +65,15 @@ struct DriverRing {
   virtio::Desc* desc = nullptr;
   virtio::Avail* avail = nullptr;
   virtio::Used* used = nullptr;
-  uint16_t avail_idx = 0;  // next avail slot (shadow of avail->idx)
-  uint16_t last_used = 0;  // next used slot to reap
+  uint16_t avail_idx = 0;   // next avail slot (shadow of avail->idx)
+  uint16_t last_used = 0;   // next used slot to reap
+  uint16_t kicked_idx = 0;  // avail_idx at the last kick decision (EVENT_IDX's "old")
   UniqueFd kick, call;
 
-  void Layout(uint8_t* host);
+  // Lays the ring out and sets up interrupt suppression (NO_INTERRUPT, or used_event behind).
+  void Layout(uint8_t* host, bool event_idx);
+  uint16_t* used_event() { return &avail->ring[num]; }
+  uint16_t* avail_event() { return reinterpret_cast<uint16_t*>(&used->ring[num]); }
   static uint64_t BytesFor(uint32_t num);
 };
 
@@ -112,14 +129,20 @@ class BufferPlacer {
   std::vector<uint32_t> page_owned_;  // per page: buffers the device owns on it
 };
 
+// The negotiated features the driver honours.
+struct DriverFeatures {
+  bool event_idx = false;
+  bool mrg_rxbuf = false;
+};
+
 class QueueDriver {
  public:
-  QueueDriver(const FrontendConfig& config, uint32_t queue_pair, GuestMemory* memory,
-              Viommu* viommu, uint64_t packets);
+  QueueDriver(const FrontendConfig& config, DriverFeatures features, uint32_t queue_pair,
+              GuestMemory* memory, Viommu* viommu, uint64_t packets);
 
   // Chunks this queue pair needs from guest memory, in this order: rx ring, tx ring, rx pool,
   // tx pool.
-  static std::vector<uint64_t> ChunkSizes(const FrontendConfig& config);
+  static std::vector<uint64_t> ChunkSizes(const FrontendConfig& config, DriverFeatures features);
   // Lays rings and pools out in the chunks; `iova_base` is this queue pair's IOVA area.
   void Build(const std::vector<uint64_t>& chunk_gpas, uint64_t iova_base);
   DriverRing& rx() { return rx_; }
@@ -156,13 +179,21 @@ class QueueDriver {
   // One storm burst: storm_burst idle pages invalidated, then mapped onto spare guest pages.
   Status StormBurst();
   void Kick(DriverRing& ring);
+  // Receive buffers packet `seq` takes (MRG_RXBUF: its frame over rx_buf_len_; else 1; sink 0).
+  uint32_t BuffersFor(uint64_t seq) const { return need_[seq % need_.size()]; }
 
   FrontendConfig config_;
+  DriverFeatures features_;
   uint32_t qp_;
   GuestMemory* memory_;
   Viommu* viommu_;
-  uint64_t packets_;  // 0: until stop
-  uint64_t slot_bytes_ = 0, skew_ = 0;
+  uint64_t packets_;             // 0: until stop
+  std::vector<uint32_t> sizes_;  // the frame-size mix: seq's frame is sizes_[seq % size]
+  std::vector<uint32_t> need_;   // per entry of sizes_: receive buffers one such frame takes
+  uint32_t max_frame_ = 0;
+  uint32_t rx_buf_len_ = 0;             // bytes of each receive descriptor
+  uint64_t rx_slot_ = 0, rx_skew_ = 0;  // receive pool: position stride and skew
+  uint64_t tx_slot_ = 0, tx_skew_ = 0;  // transmit pool: position stride and skew
   DriverRing rx_, tx_;
   Pool rx_pool_, tx_pool_;
   BufferPlacer rx_place_, tx_place_;

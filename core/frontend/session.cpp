@@ -78,7 +78,7 @@ Status Session::Set(Request request, const void* payload, uint32_t size, std::sp
   return SendLocked(request, payload, size, fds, /*want_ack=*/true);
 }
 
-Status Session::Negotiate(bool iommu, uint32_t queue_pairs) {
+Status Session::Negotiate(bool iommu, uint32_t queue_pairs, uint64_t optional) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Status s = SendLocked(Request::kSetOwner, nullptr, 0, {}, false); !s.ok()) return s;
   auto get_u64 = [&](Request r) -> Result<uint64_t> {
@@ -97,7 +97,8 @@ Status Session::Negotiate(bool iommu, uint32_t queue_pairs) {
   if (iommu && !(*features & Bit(vf::kIommuPlatform)))
     return Error{"--iommu on, but the backend does not offer VIRTIO_F_IOMMU_PLATFORM (offered " +
                  protocol::FeatureNames(*features) + ")"};
-  uint64_t ack = Bit(vf::kVersion1) | (iommu ? Bit(vf::kIommuPlatform) : 0);
+  uint64_t ack =
+      Bit(vf::kVersion1) | (iommu ? Bit(vf::kIommuPlatform) : 0) | (*features & optional);
   if (*features & Bit(vf::kProtocolFeatures)) {
     ack |= Bit(vf::kProtocolFeatures);
     Result<uint64_t> pfeat = get_u64(Request::kGetProtocolFeatures);

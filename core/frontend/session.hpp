@@ -38,6 +38,8 @@ struct Negotiated {
   uint32_t queue_num = 1;  // GET_QUEUE_NUM, when MQ is offered
   bool iommu() const { return features & protocol::Bit(protocol::feature::kIommuPlatform); }
   bool reply_ack() const { return protocol & protocol::Bit(protocol::protocol_feature::kReplyAck); }
+  bool event_idx() const { return features & protocol::Bit(protocol::feature::kRingEventIdx); }
+  bool mrg_rxbuf() const { return features & protocol::Bit(protocol::feature::kNetFMrgRxbuf); }
 };
 
 class Session {
@@ -51,7 +53,9 @@ class Session {
   // SET_OWNER, GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_BACKEND_REQ_FD (when
   // BACKEND_REQ is offered), SET_FEATURES. With `iommu`, the backend must offer
   // IOMMU_PLATFORM, REPLY_ACK and BACKEND_REQ (QEMU refuses otherwise, and so do we).
-  Status Negotiate(bool iommu, uint32_t queue_pairs);
+  // `optional`: feature bits (EVENT_IDX, MRG_RXBUF) acked when the backend offers them, as a
+  // guest driver acks what it supports; negotiated().features says which were.
+  Status Negotiate(bool iommu, uint32_t queue_pairs, uint64_t optional = 0);
   const Negotiated& negotiated() const { return negotiated_; }
 
   // Starts the backend-channel thread (after Negotiate, before any ring is enabled).
