@@ -17,7 +17,7 @@
 #define VHOSTLAB_SEEDED_WORK(n) ((void)0)
 #endif
 
-// Extra instructions per packet (about 3% of a static 4 KiB packet's, results/bench/
+// Extra instructions per packet (about 3% of a hash/direct-4k packet, results/bench/
 // datapath_gate_baseline.json) and per lookup (about 3% of a hash lookup's).
-#define VHOSTLAB_SEEDED_PACKET_WORK 34
+#define VHOSTLAB_SEEDED_PACKET_WORK 26
 #define VHOSTLAB_SEEDED_LOOKUP_WORK 2
