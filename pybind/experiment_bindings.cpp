@@ -105,6 +105,15 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("ring_size", &RunConfig::ring_size)
       .def_readwrite("packet_size", &RunConfig::packet_size,
                      "frame bytes (virtio-net header excluded)")
+      .def_readwrite("packet_sizes", &RunConfig::packet_sizes,
+                     "packet-size mix: frame seq is packet_sizes[seq % n] bytes (each 30..9000); "
+                     "empty = every frame packet_size bytes")
+      .def_readwrite("event_idx", &RunConfig::event_idx,
+                     "ack VIRTIO_RING_F_EVENT_IDX when the backend offers it")
+      .def_readwrite("mrg_rxbuf", &RunConfig::mrg_rxbuf,
+                     "ack VIRTIO_NET_F_MRG_RXBUF when the backend offers it")
+      .def_readwrite("rx_buffer_size", &RunConfig::rx_buffer_size,
+                     "MRG_RXBUF: bytes of each receive buffer, header included (0 = 1536 + 12)")
       .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
       .def_readwrite("seed", &RunConfig::seed)
       .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set")

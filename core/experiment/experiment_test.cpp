@@ -2,6 +2,7 @@
 // RunExperiment against the in-process backend (record, metrics, JSON) and its error paths.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -81,6 +82,43 @@ storm_burst = 128
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().message.find("storm_burst"), std::string::npos) << big.error().message;
   EXPECT_FALSE(ParseProfile("[workload]\nqueues = 4294967297\n", "x").ok());
+}
+
+TEST(Profile, FeatureAndPacketSizeKeys) {
+  auto p = ParseProfile(R"(
+[workload]
+packets = 10
+packet_sizes = [64, 1500, 9000]
+event_idx = false
+mrg_rxbuf = true
+rx_buffer_size = 2048
+)",
+                        "f.toml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->base.packet_sizes, (std::vector<uint32_t>{64, 1500, 9000}));
+  EXPECT_FALSE(p->base.event_idx);
+  EXPECT_TRUE(p->base.mrg_rxbuf);
+  EXPECT_EQ(p->base.rx_buffer_size, 2048u);
+  EXPECT_EQ(FrameSizesName(p->base), "64,1500,9000");
+  auto text = ParseProfile("[workload]\npacket_sizes = \"64, 9000\"\n", "s.toml");
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_EQ(text->base.packet_sizes, (std::vector<uint32_t>{64, 9000}));
+  auto bad = ParseProfile("[workload]\npacket_sizes = \"64,,9000\"\n", "bad.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("bad.toml:2"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(ParseProfile("[workload]\nevent_idx = 1\n", "x").ok());
+  auto jumbo = LoadProfile("jumbo");
+  ASSERT_TRUE(jumbo.ok()) << jumbo.error().message;
+  EXPECT_TRUE(jumbo->base.mrg_rxbuf);
+  EXPECT_EQ(*std::max_element(jumbo->base.packet_sizes.begin(), jumbo->base.packet_sizes.end()),
+            9000u);
+}
+
+TEST(ParsePacketSizes, ListsAndErrors) {
+  EXPECT_EQ(ParsePacketSizes("64").value(), std::vector<uint32_t>{64});
+  EXPECT_EQ(ParsePacketSizes(" 64 ,1500,9000").value(), (std::vector<uint32_t>{64, 1500, 9000}));
+  for (const char* bad : {"", ",", "64,", "x", "64;1500", "-5", "99999999999"})
+    EXPECT_FALSE(ParsePacketSizes(bad).ok()) << bad;
 }
 
 TEST(Profile, TheIotlbProfilesShip) {
@@ -191,6 +229,34 @@ TEST(RunExperiment, SelfBackendRecordIsComplete) {
   EXPECT_NE(json.find("\"name\": \"mpps\""), std::string::npos);
   EXPECT_NE(json.find("\"value\": null"), std::string::npos);
   EXPECT_GE(last_progress, 0.0);
+}
+
+TEST(RunExperiment, FeaturesAndNotificationsAreRecorded) {
+  for (bool on : {false, true}) {
+    RunConfig c;
+    c.backend = "self";
+    c.packets = 6000;
+    c.ring_size = 256;
+    c.packet_sizes = {64, 1500, 9000};
+    c.event_idx = on;
+    c.mrg_rxbuf = on;
+    c.timeout_seconds = 60;
+    auto r = RunExperiment(c);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->Get("packets"), 6000);
+    EXPECT_EQ(r->Get("verify_errors"), 0);
+    EXPECT_EQ(r->Get("drops"), 0);
+    EXPECT_EQ(r->Get("event_idx"), on ? 1 : 0);
+    EXPECT_EQ(r->Get("mrg_rxbuf"), on ? 1 : 0);
+    EXPECT_EQ(r->context.at("mrg_rxbuf"), on ? "on" : "off");
+    EXPECT_EQ(r->context.at("negotiated_features").find("EVENT_IDX") != std::string::npos, on);
+    EXPECT_EQ(r->Get("rx_buffers"), on ? 16000 : 6000);
+    EXPECT_FALSE(std::isnan(r->Get("kicks_per_packet")));
+    EXPECT_FALSE(std::isnan(r->Get("interrupts_per_packet")));
+    if (!on) EXPECT_EQ(r->Get("interrupts"), 0) << "NO_INTERRUPT is honoured";
+    std::string json = r->ToJson();
+    EXPECT_NE(json.find("\"packet_sizes\": [64, 1500, 9000]"), std::string::npos);
+  }
 }
 
 TEST(RunExperiment, StopFlagEndsATimedRunEarly) {

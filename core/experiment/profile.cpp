@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -53,10 +55,34 @@ const std::map<std::string, Setter>& Setters() {
       c.iommu = *v;
       return {};
     };
-    m["hugepages"] = [](RunConfig& c, const toml::node& n) -> Status {
-      Result<bool> v = As<bool>(n, "true or false");
-      if (!v.ok()) return v.error();
-      c.hugepages = *v;
+    // Exactly a boolean: toml++ would read 1 as true.
+    auto flag = [](bool RunConfig::*field) {
+      return [field](RunConfig& c, const toml::node& n) -> Status {
+        auto v = n.value_exact<bool>();
+        if (!v) return Error{"expected true or false"};
+        c.*field = *v;
+        return {};
+      };
+    };
+    m["hugepages"] = flag(&RunConfig::hugepages);
+    m["event_idx"] = flag(&RunConfig::event_idx);
+    m["mrg_rxbuf"] = flag(&RunConfig::mrg_rxbuf);
+    // An array of sizes ([64, 1500, 9000]) or the same as a string ("64,1500,9000").
+    m["packet_sizes"] = [](RunConfig& c, const toml::node& n) -> Status {
+      if (auto s = n.value<std::string>()) {
+        Result<std::vector<uint32_t>> v = ParsePacketSizes(*s);
+        if (!v.ok()) return v.error();
+        c.packet_sizes = *v;
+        return {};
+      }
+      const toml::array* a = n.as_array();
+      if (!a) return Error{"expected an array of frame sizes or a string such as \"64,1500\""};
+      c.packet_sizes.clear();
+      for (const auto& e : *a) {
+        auto v = e.value<int64_t>();
+        if (!v || *v < 0 || *v > UINT32_MAX) return Error{"expected an array of frame sizes"};
+        c.packet_sizes.push_back(static_cast<uint32_t>(*v));
+      }
       return {};
     };
     m["page_size"] = [](RunConfig& c, const toml::node& n) -> Status {
@@ -88,6 +114,7 @@ const std::map<std::string, Setter>& Setters() {
     m["queues"] = u64(&RunConfig::queue_pairs);
     m["ring_size"] = u64(&RunConfig::ring_size);
     m["packet_size"] = u64(&RunConfig::packet_size);
+    m["rx_buffer_size"] = u64(&RunConfig::rx_buffer_size);
     m["mem_regions"] = u64(&RunConfig::mem_regions);
     m["flush_batch"] = u64(&RunConfig::flush_batch);
     m["storm_interval"] = u64(&RunConfig::storm_interval);
@@ -189,6 +216,33 @@ Result<uint64_t> ParseSize(const std::string& text) {
   if (shift && v > (std::numeric_limits<uint64_t>::max() >> shift))
     return Error{"size '" + text + "' is too large"};
   return v << shift;
+}
+
+Result<std::vector<uint32_t>> ParsePacketSizes(const std::string& text) {
+  std::vector<uint32_t> sizes;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::size_t i = 0;
+    while (i < item.size() && std::isspace(static_cast<unsigned char>(item[i]))) ++i;
+    std::size_t j = item.size();
+    while (j > i && std::isspace(static_cast<unsigned char>(item[j - 1]))) --j;
+    item = item.substr(i, j - i);
+    if (item.empty() || item.size() > 9 ||
+        !std::all_of(item.begin(), item.end(), [](char ch) { return std::isdigit(ch); }))
+      return Error{"'" + text + "' is not a list of frame sizes (e.g. \"64,1500,9000\")"};
+    sizes.push_back(static_cast<uint32_t>(std::stoul(item)));
+  }
+  if (sizes.empty() || text.back() == ',')
+    return Error{"'" + text + "' is not a list of frame sizes (e.g. \"64,1500,9000\")"};
+  return sizes;
+}
+
+std::string FrameSizesName(const RunConfig& config) {
+  if (config.packet_sizes.empty()) return std::to_string(config.packet_size);
+  std::string out;
+  for (uint32_t size : config.packet_sizes) out += (out.empty() ? "" : ",") + std::to_string(size);
+  return out;
 }
 
 std::string PageSizeName(uint64_t bytes) {

@@ -1,9 +1,10 @@
 // Workload profiles: profiles/<name>.toml -> RunConfig(s).
 //
 // A profile has an optional `name` and `description`, a [workload] table whose keys are
-// RunConfig fields (queues, ring_size, packet_size, packets or seconds, mapping, page_size,
-// iommu, backend, iotlb, seed, scatter, mem_regions, hugepages, flush_batch, working_set,
-// storm_interval, storm_burst, cpus, timeout_seconds, counters), and an optional [sweep] table
+// RunConfig fields (queues, ring_size, packet_size, packet_sizes, event_idx, mrg_rxbuf,
+// rx_buffer_size, packets or seconds, mapping, page_size, iommu, backend, iotlb, seed, scatter,
+// mem_regions, hugepages, flush_batch, working_set, storm_interval, storm_burst, cpus,
+// timeout_seconds, counters), and an optional [sweep] table
 // where any workload key takes an array: the profile then expands to the cartesian product, in
 // key order. Every unknown key, wrong type or bad value (including an integer too large for its
 // field) is an error naming the file, line and key: a typo never silently runs the default.
@@ -33,6 +34,11 @@ Result<Profile> ParseProfile(const std::string& toml_text, const std::string& so
 // "4k" / "2m" / "4096" / "2097152" -> bytes; only 4 KiB and 2 MiB are supported.
 Result<uint64_t> ParsePageSize(const std::string& text);
 std::string PageSizeName(uint64_t bytes);
+
+// "64,1500,9000" -> {64, 1500, 9000} (a packet-size mix; the front-end checks the range), and
+// back; an empty mix reads as `packet_size` alone.
+Result<std::vector<uint32_t>> ParsePacketSizes(const std::string& text);
+std::string FrameSizesName(const RunConfig& config);
 
 // "268435456" / "256m" / "256MiB" / "64k" / "1g" -> bytes (binary units; the working set).
 Result<uint64_t> ParseSize(const std::string& text);

@@ -62,7 +62,11 @@ std::string RunRecord::ToJson() const {
     << ", \"mapping\": " << JsonQuote(c.mapping) << ", \"page_size\": " << c.page_size
     << ", \"packets\": " << c.packets << ", \"seconds\": " << JsonNumber(c.seconds)
     << ", \"queue_pairs\": " << c.queue_pairs << ", \"ring_size\": " << c.ring_size
-    << ", \"packet_size\": " << c.packet_size << ", \"mode\": " << JsonQuote(c.mode) << ", \"poll\": " << JsonQuote(c.poll)
+    << ", \"packet_size\": " << c.packet_size << ", \"packet_sizes\": [";
+  for (std::size_t i = 0; i < c.packet_sizes.size(); ++i) o << (i ? ", " : "") << c.packet_sizes[i];
+  o << "], \"event_idx\": " << (c.event_idx ? "true" : "false")
+    << ", \"mrg_rxbuf\": " << (c.mrg_rxbuf ? "true" : "false")
+    << ", \"rx_buffer_size\": " << c.rx_buffer_size << ", \"mode\": " << JsonQuote(c.mode) << ", \"poll\": " << JsonQuote(c.poll)
     << ", \"seed\": " << c.seed << ", \"scatter\": " << JsonQuote(c.scatter)
     << ", \"mem_regions\": " << c.mem_regions
     << ", \"hugepages\": " << (c.hugepages ? "true" : "false")

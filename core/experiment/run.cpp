@@ -101,7 +101,7 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   Recorder r(rec);
   const double secs = static_cast<double>(f.traffic_ns) / 1e9;
   uint64_t tx = 0, bytes = 0, seq = 0, maps = 0, unmaps = 0, bursts = 0, storm_pages = 0;
-  uint64_t storm_ns = 0, warmup = 0;
+  uint64_t storm_ns = 0, warmup = 0, kicks = 0, interrupts = 0, rx_buffers = 0;
   for (const auto& q : f.queues) {
     const int i = static_cast<int>(q.queue_pair);
     tx += q.tx_packets;
@@ -113,6 +113,9 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     storm_pages += q.storm_pages;
     storm_ns += q.storm_ns;
     warmup += q.warmup_packets;
+    kicks += q.kicks;
+    interrupts += q.interrupts;
+    rx_buffers += q.rx_buffers;
     r.Add("frontend", "tx_packets", static_cast<double>(q.tx_packets), "packets", i);
     r.Add("frontend", "packets", static_cast<double>(q.rx_packets), "packets", i);
     r.Add("frontend", "bytes", static_cast<double>(q.rx_bytes), "bytes", i);
@@ -129,6 +132,9 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     r.Add("frontend", "storm_bursts", static_cast<double>(q.storm_bursts), "count", i);
     r.Add("frontend", "storm_pages", static_cast<double>(q.storm_pages), "pages", i);
     r.Add("frontend", "storm_ms", static_cast<double>(q.storm_ns) / 1e6, "ms", i);
+    r.Add("frontend", "kicks", static_cast<double>(q.kicks), "count", i);
+    r.Add("frontend", "interrupts", static_cast<double>(q.interrupts), "count", i);
+    r.Add("frontend", "rx_buffers", static_cast<double>(q.rx_buffers), "count", i);
     if (!q.error.empty()) rec->notes.push_back("queue pair " + std::to_string(i) + ": " + q.error);
   }
   const uint64_t rx = f.rx_packets();
@@ -150,6 +156,20 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   r.Add("frontend", "storm_bursts", static_cast<double>(bursts), "count");
   r.Add("frontend", "storm_pages", static_cast<double>(storm_pages), "pages");
   r.Add("frontend", "storm_ms", static_cast<double>(storm_ns) / 1e6, "ms");
+  // Notifications as the driver sees them: kick eventfd writes it made and call eventfd signals
+  // it found (it polls), per packet sent, so every backend is measured the same way.
+  r.Add("frontend", "kicks", static_cast<double>(kicks), "count");
+  r.Add("frontend", "interrupts", static_cast<double>(interrupts), "count");
+  if (tx) {
+    r.Add("frontend", "kicks_per_packet", static_cast<double>(kicks) / static_cast<double>(tx),
+          "ratio");
+    r.Add("frontend", "interrupts_per_packet",
+          static_cast<double>(interrupts) / static_cast<double>(tx), "ratio");
+  }
+  // Used receive entries per verified packet: 1, or more with MRG_RXBUF and large frames.
+  r.Add("frontend", "rx_buffers", static_cast<double>(rx_buffers), "count");
+  r.Add("frontend", "event_idx", f.negotiated.event_idx() ? 1 : 0, "bool");
+  r.Add("frontend", "mrg_rxbuf", f.negotiated.mrg_rxbuf() ? 1 : 0, "bool");
   r.Add("frontend", "iotlb_updates", static_cast<double>(f.viommu.updates), "messages");
   r.Add("frontend", "iotlb_miss_updates", static_cast<double>(f.viommu.miss_updates), "messages");
   r.Add("frontend", "iotlb_invalidates", static_cast<double>(f.viommu.invalidates), "messages");
@@ -354,6 +374,10 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   fc.queue_pairs = config.queue_pairs;
   fc.ring_size = config.ring_size;
   fc.packet_size = config.packet_size;
+  fc.packet_sizes = config.packet_sizes;
+  fc.event_idx = config.event_idx;
+  fc.mrg_rxbuf = config.mrg_rxbuf;
+  fc.rx_buffer_size = config.rx_buffer_size;
   fc.packets = config.packets;
   fc.seconds = config.seconds;
   fc.seed = config.seed;
@@ -502,6 +526,11 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   rec.context["negotiated_protocol_features"] =
       protocol::ProtocolFeatureNames(result->negotiated.protocol);
   rec.context["scatter"] = fc.scatter ? "on" : "off";
+  rec.context["event_idx"] = result->negotiated.event_idx() ? "on" : "off";
+  rec.context["mrg_rxbuf"] = result->negotiated.mrg_rxbuf() ? "on" : "off";
+  rec.context["rx_buffer_bytes"] = result->negotiated.mrg_rxbuf()
+                                       ? std::to_string(frontend::MrgBufferBytes(fc))
+                                       : "largest frame + header";
   std::string cpu_list;
   for (int c : fc.cpus) cpu_list += (cpu_list.empty() ? "" : ",") + std::to_string(c);
   rec.context["frontend_cpus"] = cpu_list.empty() ? "unpinned" : cpu_list;

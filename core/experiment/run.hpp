@@ -27,6 +27,13 @@ struct RunConfig {
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;
   uint32_t packet_size = 64;      // bytes of frame (virtio-net header excluded)
+  // A packet-size mix (frame seq is packet_sizes[seq % n] bytes, each 30..9000); empty: every
+  // frame is packet_size bytes.
+  std::vector<uint32_t> packet_sizes;
+  // Optional virtio features the front-end acks when the backend offers them.
+  bool event_idx = true;        // VIRTIO_RING_F_EVENT_IDX
+  bool mrg_rxbuf = true;        // VIRTIO_NET_F_MRG_RXBUF
+  uint32_t rx_buffer_size = 0;  // MRG_RXBUF: bytes per receive buffer; 0 = 1536 + 12 (Linux)
   std::string mode = "loopback";  // loopback | sink (backend self)
   uint64_t seed = 1;
   std::vector<std::string> counters;  // event names for the counter collector; empty = default

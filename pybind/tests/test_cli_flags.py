@@ -27,6 +27,10 @@ def _run(*args):
     (["--storm-interval", "-1"], "0..4294967296"),
     (["--queues", "4294967297"], "out of range"),
     (["--ring-size", "99999999999"], "out of range"),
+    (["--packet-sizes", "64,,9000"], "frame sizes"),
+    (["--event-idx", "maybe"], "on or off"),
+    (["--mrg-rxbuf", "1"], "on or off"),
+    (["--rx-buffer-size", "63"], "64..65536"),
 ])
 def test_run_refuses_bad_values(args, why):
     r = _run("run", *args)
@@ -44,6 +48,7 @@ def test_compare_refuses_bad_values_before_running(args):
 
 def test_help_documents_the_new_settings():
     run_help = _run("run", "--help").stdout
-    for flag in ("--working-set", "--storm-interval", "--storm-burst"):
+    for flag in ("--working-set", "--storm-interval", "--storm-burst", "--packet-sizes",
+                 "--event-idx", "--mrg-rxbuf", "--rx-buffer-size"):
         assert flag in run_help
     assert "'all'" in _run("compare", "--help").stdout

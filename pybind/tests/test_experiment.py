@@ -50,6 +50,35 @@ def test_storm_run_records_its_bursts():
     assert record["config"]["storm_burst"] == 32
 
 
+def test_feature_and_packet_size_settings():
+    cfg = vhostlab.run_config(packet_sizes="64,1500,9000", event_idx=False, mrg_rxbuf=True,
+                              rx_buffer_size=2048)
+    assert list(cfg.packet_sizes) == [64, 1500, 9000]
+    assert (cfg.event_idx, cfg.mrg_rxbuf, cfg.rx_buffer_size) == (False, True, 2048)
+    assert {"packet_sizes", "event_idx", "mrg_rxbuf", "rx_buffer_size"} <= \
+        set(vhostlab.config_fields())
+    assert list(vhostlab.run_config(packet_sizes=[64, 128]).packet_sizes) == [64, 128]
+    defaults = vhostlab.run_config()
+    assert defaults.event_idx and defaults.mrg_rxbuf and list(defaults.packet_sizes) == []
+
+
+@pytest.mark.parametrize("event_idx, mrg", [(True, True), (False, False)])
+def test_jumbo_mix_run_with_and_without_the_features(event_idx, mrg):
+    df = vhostlab.run(iotlb="hash", packets=3000, ring_size=256, packet_sizes=[64, 1500, 9000],
+                      event_idx=event_idx, mrg_rxbuf=mrg, progress=False, timeout_seconds=60)
+    whole = df[(df["queue"] == -1) & (df["side"] == "frontend")].set_index("metric")["value"]
+    assert whole["packets"] == 3000
+    assert whole["drops"] == 0 and whole["verify_errors"] == 0
+    assert whole["bytes"] == (64 + 1500 + 9000) * 1000
+    assert whole["event_idx"] == event_idx and whole["mrg_rxbuf"] == mrg
+    # 9000-byte frames take 6 mergeable buffers of 1548 bytes; without MRG_RXBUF one each.
+    assert whole["rx_buffers"] == (8000 if mrg else 3000)
+    assert whole["kicks_per_packet"] <= 2 and whole["interrupts_per_packet"] <= 1
+    record = json.loads(df.attrs["json"])
+    assert record["config"]["packet_sizes"] == [64, 1500, 9000]
+    assert record["context"]["mrg_rxbuf"] == ("on" if mrg else "off")
+
+
 def test_profile_loading_and_errors(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text('name = "tiny"\n[workload]\npackets = 123\nmapping = "strict"\n')

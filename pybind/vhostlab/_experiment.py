@@ -27,7 +27,8 @@ except ImportError:  # tqdm is optional at runtime; without it runs simply show 
     tqdm = None
 
 _CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
-                  "seconds", "queue_pairs", "ring_size", "packet_size", "mode", "poll", "seed",
+                  "seconds", "queue_pairs", "ring_size", "packet_size", "packet_sizes",
+                  "event_idx", "mrg_rxbuf", "rx_buffer_size", "mode", "poll", "seed",
                   "counters"]
 _FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "working_set",
                     "storm_interval", "storm_burst", "cpus", "timeout_seconds", "dpdk_testpmd"]
@@ -74,6 +75,8 @@ def _apply(cfg: "_core.RunConfig", values: dict) -> "_core.RunConfig":
             v = _parse_size(v)
         elif k in ("counters", "cpus"):
             v = list(v)
+        elif k == "packet_sizes":
+            v = [int(s) for s in (v.split(",") if isinstance(v, str) else v)]
         elif k == "iotlb" and v not in _core.designs():
             raise ValueError(f"unknown IOTLB design {v!r}; designs: {_core.designs()}")
         setattr(cfg, k, v)
@@ -85,7 +88,8 @@ def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list
 
     Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
     mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
-    seconds, queue_pairs, ring_size, packet_size, mode, seed, counters (event names), and the
+    seconds, queue_pairs, ring_size, packet_size, packet_sizes (a mix: [64, 1500, 9000] or
+    "64,1500,9000"), event_idx, mrg_rxbuf, rx_buffer_size, mode, seed, counters (event names), and the
     front-end knobs scatter, mem_regions, hugepages, flush_batch, working_set (bytes or
     "256m"), storm_interval, storm_burst, cpus, timeout_seconds, dpdk_testpmd. An unknown
     keyword is a TypeError, an unknown design a ValueError.

@@ -176,10 +176,15 @@ void PrintWorkload(const experiment::Profile& p, const experiment::RunConfig& ba
   if (base.storm_interval)
     extras += ", storm of " + std::to_string(base.storm_burst) + " pages every " +
               std::to_string(base.storm_interval) + " packets";
+  if (!base.event_idx) extras += ", EVENT_IDX not acked";
+  if (!base.mrg_rxbuf) extras += ", MRG_RXBUF not acked";
+  if (base.mrg_rxbuf && base.rx_buffer_size)
+    extras += ", " + std::to_string(base.rx_buffer_size) + "-byte mergeable receive buffers";
   std::printf(
-      "profile %s: %s\nworkload: %u queue pair(s), ring %u, %u-byte frames, %s, "
+      "profile %s: %s\nworkload: %u queue pair(s), ring %u, %s-byte frames, %s, "
       "mapping %s, %s IOMMU pages%s\n\n",
-      p.name.c_str(), p.description.c_str(), base.queue_pairs, base.ring_size, base.packet_size,
+      p.name.c_str(), p.description.c_str(), base.queue_pairs, base.ring_size,
+      experiment::FrameSizesName(base).c_str(),
       base.packets ? (std::to_string(base.packets) + " packets").c_str()
                    : (std::to_string(base.seconds) + " s").c_str(),
       base.mapping.c_str(), experiment::PageSizeName(base.page_size).c_str(), extras.c_str());

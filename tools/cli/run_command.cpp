@@ -54,6 +54,17 @@ void Help(FILE* out) {
       "  --queues N         [1] queue pairs (MQ), one pinned front-end thread each.\n"
       "  --ring-size N      [256] descriptors per ring (power of two, 8..4096).\n"
       "  --packet-size N    [64] frame bytes (virtio-net header excluded), 30..9000.\n"
+      "  --packet-sizes L   a packet-size mix instead, e.g. 64,1500,9000: frame seq is\n"
+      "                     L[seq %% n] bytes, each 30..9000 (with MRG_RXBUF, frames larger\n"
+      "                     than a receive buffer arrive across several).\n"
+      "  --event-idx on|off [on] ack VIRTIO_RING_F_EVENT_IDX when the backend offers it: the\n"
+      "                     driver kicks only when avail_event asks and leaves used_event\n"
+      "                     behind while it polls (off: used->flags / avail->flags).\n"
+      "  --mrg-rxbuf on|off [on] ack VIRTIO_NET_F_MRG_RXBUF when offered: receive buffers of\n"
+      "                     --rx-buffer-size bytes, a larger frame spans several (num_buffers).\n"
+      "                     off: every receive buffer holds the largest frame.\n"
+      "  --rx-buffer-size N [1548] MRG_RXBUF: bytes of each receive buffer, header included\n"
+      "                     (1536 + 12, Linux's smallest mergeable buffer), 64..65536.\n"
       "  --seed N           [1] seed of the frame contents.\n"
       "  --poll P           [adaptive] how the self backend's workers wait: adaptive[:US] (poll\n"
       "                     US microseconds after the last work, 30 by default, with kicks\n"
@@ -163,6 +174,17 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
     if (!ParseU64(v.c_str(), &n) || n == 0 || n > kMaxStormBurst)
       return "--storm-burst takes 1..4096 pages";
     c.storm_burst = static_cast<uint32_t>(n);
+  } else if (k == "--packet-sizes") {
+    auto sizes = experiment::ParsePacketSizes(v);
+    if (!sizes.ok()) return "--packet-sizes: " + sizes.error().message;
+    c.packet_sizes = *sizes;
+  } else if (k == "--event-idx" || k == "--mrg-rxbuf") {
+    if (v != "on" && v != "off") return k + " takes on or off";
+    (k == "--event-idx" ? c.event_idx : c.mrg_rxbuf) = v == "on";
+  } else if (k == "--rx-buffer-size") {
+    if (!ParseU64(v.c_str(), &n) || n < 64 || n > 65536)
+      return "--rx-buffer-size takes 64..65536 bytes";
+    c.rx_buffer_size = static_cast<uint32_t>(n);
   } else if (k == "--scatter")
     c.scatter = v;
   else if (k == "--mode") {
@@ -200,15 +222,25 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
 void PrintSummary(const experiment::RunRecord& r) {
   const auto& c = r.config;
   auto get = [&](const char* name) { return r.Get(name); };
-  std::printf("backend %s%s  iommu %s  mapping %s  page %s  queues %u  ring %u  frame %u B\n",
+  std::printf("backend %s%s  iommu %s  mapping %s  page %s  queues %u  ring %u  frame %s B\n",
               c.backend.c_str(), c.backend == "self" ? (" (iotlb " + c.iotlb + ")").c_str() : "",
               c.iommu ? "on" : "off", c.iommu ? c.mapping.c_str() : "-",
               experiment::PageSizeName(c.page_size).c_str(), c.queue_pairs, c.ring_size,
-              c.packet_size);
+              experiment::FrameSizesName(c).c_str());
   std::printf(c.mode == "sink" ? "  packets      %.0f consumed of %.0f sent in %.3f s\n"
                                : "  packets      %.0f received of %.0f sent in %.3f s\n",
               get("packets"), get("tx_packets"), get("seconds"));
   std::printf("  rate         %.3f Mpps  (%.1f ns/packet)\n", get("mpps"), get("ns_per_packet"));
+  auto ctx = [&](const char* key) {
+    auto it = r.context.find(key);
+    return it == r.context.end() ? std::string("?") : it->second;
+  };
+  std::printf(
+      "  features     EVENT_IDX %s, MRG_RXBUF %s (receive buffers: %s bytes, %.2f per packet)\n",
+      ctx("event_idx").c_str(), ctx("mrg_rxbuf").c_str(), ctx("rx_buffer_bytes").c_str(),
+      get("packets") > 0 ? get("rx_buffers") / get("packets") : 0.0);
+  std::printf("  notify       %.4f kicks, %.6f interrupts per packet (driver's count)\n",
+              get("kicks_per_packet"), get("interrupts_per_packet"));
   if (c.queue_pairs > 1) {
     for (uint32_t q = 0; q < c.queue_pairs; ++q)
       std::printf("    queue %-4u %.0f packets, %.3f Mpps, %.0f drops, %.0f verify errors\n", q,
