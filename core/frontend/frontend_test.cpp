@@ -190,6 +190,33 @@ TEST(Frame, DeterministicAndSelfDescribing) {
   EXPECT_EQ(odd, odd2);
 }
 
+TEST(Frame, GeneratorMatchesOnlyTheExactFrame) {
+  const loadgen::FrameGenerator gen(7, 1);
+  for (uint32_t size : {30u, 61u, 64u, 1500u, 9000u}) {
+    std::vector<uint8_t> f(size), ref(size);
+    gen.Fill(f.data(), size, 1000);
+    loadgen::FillFrame(ref.data(), size, 7, 1, 1000);
+    EXPECT_EQ(f, ref) << "the generator and FillFrame make the same bytes";
+    EXPECT_TRUE(gen.Matches(f.data(), size, 1000)) << size;
+    EXPECT_FALSE(gen.Matches(f.data(), size, 1001)) << size;
+    EXPECT_FALSE(loadgen::FrameGenerator(7, 2).Matches(f.data(), size, 1000)) << "other queue";
+    for (uint32_t at : {0u, 29u, 30u, size / 2, size - 1}) {
+      if (at >= size) continue;
+      f[at] ^= 0x10;
+      EXPECT_FALSE(gen.Matches(f.data(), size, 1000)) << size << " byte " << at;
+      f[at] ^= 0x10;
+    }
+  }
+  // Another seq's payload under this seq's header, and a payload shifted by one word, differ.
+  std::vector<uint8_t> a(1500), b(1500);
+  gen.Fill(a.data(), 1500, 5);
+  gen.Fill(b.data(), 1500, 6);
+  std::memcpy(b.data(), a.data(), loadgen::kMinFrame);
+  EXPECT_FALSE(gen.Matches(b.data(), 1500, 5));
+  std::memmove(a.data() + 38, a.data() + 30, 1500 - 38);
+  EXPECT_FALSE(gen.Matches(a.data(), 1500, 5));
+}
+
 TEST(Mapping, Names) {
   for (const char* n : {"static", "lazy", "strict", "cold"}) {
     auto m = ParseMapping(n);

@@ -200,7 +200,8 @@ QueueDriver::QueueDriver(const FrontendConfig& config, DriverFeatures features, 
       qp_(queue_pair),
       memory_(memory),
       viommu_(viommu),
-      packets_(packets) {
+      packets_(packets),
+      frames_(config.seed, static_cast<uint16_t>(queue_pair)) {
   sizes_ = FrameSizes(config);
   max_frame_ = MaxFrame(config);
   rx_buf_len_ = RxBufferLen(config, features);
@@ -479,14 +480,12 @@ uint64_t TakeEventfdCount(int fd) {
 
 QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress) {
   const uint32_t num = config_.ring_size;
-  const uint64_t seed = config_.seed;
-  const uint16_t queue = static_cast<uint16_t>(qp_);
   const uint64_t stall_ns = static_cast<uint64_t>(config_.stall_seconds * 1e9);
   std::vector<uint16_t> tx_free;
   for (uint32_t i = num; i-- > 0;) tx_free.push_back(static_cast<uint16_t>(i));
   std::vector<bool> tx_busy(num, false);
   std::vector<uint64_t> tx_sum(config_.sink ? num : 0);  // sink: byte sum of the frame in slot
-  std::vector<uint8_t> frame(kHdr + max_frame_), got(max_frame_), want(max_frame_);
+  std::vector<uint8_t> frame(kHdr + max_frame_), got(max_frame_);
   // Written over every received buffer's bytes before it is posted again, so a device that
   // reports a length without writing is caught.
   const std::vector<uint8_t> poison(max_frame_, 0xA5);
@@ -605,8 +604,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         if (got_len != size) {
           ++result_.verify_errors;
         } else {
-          loadgen::FillFrame(want.data(), size, seed, queue, seq);
-          if (std::memcmp(want.data(), got.data(), size) != 0) {
+          if (!frames_.Matches(got.data(), size, seq)) {
             ++result_.verify_errors;
           } else {
             ++result_.rx_packets;
@@ -642,7 +640,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
       uint16_t slot = tx_free.back();
       tx_free.pop_back();
       std::memset(frame.data(), 0, kHdr);
-      loadgen::FillFrame(frame.data() + kHdr, size, seed, queue, tx_seq);
+      frames_.Fill(frame.data() + kHdr, size, tx_seq);
       if (config_.sink) {
         uint64_t sum = 0;
         for (uint32_t b = 0; b < size; ++b) sum += frame[kHdr + b];

@@ -49,6 +49,7 @@
 #include "core/frontend/frontend.hpp"
 #include "core/frontend/guest_memory.hpp"
 #include "core/frontend/viommu.hpp"
+#include "core/loadgen/packet.hpp"
 #include "core/virtio/split_ring.hpp"
 
 namespace vhostlab::frontend {
@@ -187,9 +188,10 @@ class QueueDriver {
   uint32_t qp_;
   GuestMemory* memory_;
   Viommu* viommu_;
-  uint64_t packets_;             // 0: until stop
-  std::vector<uint32_t> sizes_;  // the frame-size mix: seq's frame is sizes_[seq % size]
-  std::vector<uint32_t> need_;   // per entry of sizes_: receive buffers one such frame takes
+  uint64_t packets_;                // 0: until stop
+  loadgen::FrameGenerator frames_;  // this queue's frames (seed, queue pair)
+  std::vector<uint32_t> sizes_;     // the frame-size mix: seq's frame is sizes_[seq % size]
+  std::vector<uint32_t> need_;      // per entry of sizes_: receive buffers one such frame takes
   uint32_t max_frame_ = 0;
   uint32_t rx_buf_len_ = 0;             // bytes of each receive descriptor
   uint64_t rx_slot_ = 0, rx_skew_ = 0;  // receive pool: position stride and skew
