@@ -39,7 +39,9 @@ def test_run_refuses_bad_values(args, why):
 
 
 @pytest.mark.parametrize("args", [["--ring-size", "100"], ["--queues", "0"], ["--repeat", "0"],
-                                  ["--packets", "0"], ["--warmup", "101"]])
+                                  ["--packets", "0"], ["--warmup", "101"],
+                                  ["--packet-size", "9001"], ["--packet-sizes", "64,x"],
+                                  ["--event-idx", "yes"]])
 def test_compare_refuses_bad_values_before_running(args):
     r = _run("compare", "--profile", "all", *args)
     assert r.returncode == 2, r.stderr

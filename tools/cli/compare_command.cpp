@@ -44,7 +44,7 @@ void Help(FILE* out) {
       "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
       "                        [--repeat N] [--warmup N] [--json-dir DIR]\n"
       "                        [--packets N | --seconds S]\n"
-      "                        [--queues N]\n"
+      "                        [--queues N] [--packet-size N | --packet-sizes L]\n"
       "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
       "\n"
       "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
@@ -73,7 +73,8 @@ void Help(FILE* out) {
       "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json,\n"
       "                  and <profile>-compare.json: each round's order, the warm-up, medians,\n"
       "                  ratios and p-values.\n"
-      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P, --ring-size N\n"
+      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P, --ring-size N,\n"
+      "  --packet-size N, --packet-sizes L, --event-idx on|off, --mrg-rxbuf on|off\n"
       "                  override the profile's workload (see `vhostlab run --help`).\n"
       "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
       "\n"
@@ -122,6 +123,17 @@ std::string ApplyOverrides(const Options& o, experiment::RunConfig& base) {
       auto ps = experiment::ParsePageSize(v);
       if (!ps.ok()) return ps.error().message;
       base.page_size = *ps;
+    } else if (k == "--packet-size") {
+      if (!ParseU64(v.c_str(), &n) || n < 30 || n > 9000) return "--packet-size takes 30..9000";
+      base.packet_size = static_cast<uint32_t>(n);
+      base.packet_sizes.clear();
+    } else if (k == "--packet-sizes") {
+      auto sizes = experiment::ParsePacketSizes(v);
+      if (!sizes.ok()) return "--packet-sizes: " + sizes.error().message;
+      base.packet_sizes = *sizes;
+    } else if (k == "--event-idx" || k == "--mrg-rxbuf") {
+      if (v != "on" && v != "off") return k + " takes on or off";
+      (k == "--event-idx" ? base.event_idx : base.mrg_rxbuf) = v == "on";
     }
   }
   return "";
@@ -410,7 +422,8 @@ int RunCompare(int argc, char** argv) {
     else if (a == "--json-dir")
       o.json_dir = v;
     else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
-             a == "--page-size" || a == "--ring-size")
+             a == "--page-size" || a == "--ring-size" || a == "--packet-size" ||
+             a == "--packet-sizes" || a == "--event-idx" || a == "--mrg-rxbuf")
       o.overrides.emplace_back(a, v);
     else
       return Usage("unknown option " + a);
