@@ -21,7 +21,8 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVHOSTLAB_S
       -DVHOSTLAB_BUILD_PYTHON=OFF -DVHOSTLAB_BUILD_BENCH=OFF >/dev/null
 asan_tests=(core/protocol/protocol_test core/memory/memory_table_test
             core/backend/virtio_device_queue_test core/backend/backend_session_test
-            core/backend/backend_datapath_test core/frontend/frontend_integration_test
+            core/backend/backend_datapath_test core/backend/backend_hostile_test
+            core/frontend/frontend_integration_test
             core/iotlb/iotlb_differential_test)
 cmake --build build-asan -j"$(nproc)" --target vhostlab "${asan_tests[@]##*/}"
 for t in "${asan_tests[@]}"; do

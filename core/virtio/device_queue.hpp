@@ -30,6 +30,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -62,11 +65,56 @@ struct ChainFault {
   std::string why;  // filled for kMalformed and kAccessFail/unmapped (off the hot path)
 };
 
+inline constexpr std::size_t kMaxPieces = 1024;
+
+// The pieces of one direction of a chain: a growable array whose append is inline (the hot
+// path of every descriptor), reused across chains (clear() keeps the storage).
+class PieceList {
+ public:
+  PieceList() = default;
+  PieceList(std::initializer_list<Piece> pieces) {
+    for (const Piece& p : pieces) push_back(p);
+  }
+  PieceList(const PieceList& o) { *this = o; }
+  PieceList& operator=(const PieceList& o) {
+    if (this != &o) {
+      clear();
+      for (const Piece& p : o) push_back(p);
+    }
+    return *this;
+  }
+  PieceList(PieceList&&) noexcept = default;
+  PieceList& operator=(PieceList&&) noexcept = default;
+
+  void push_back(Piece p) {
+    if (size_ == capacity_) [[unlikely]] Grow();
+    data_[size_++] = p;
+  }
+  void clear() { size_ = 0; }
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+  const Piece* data() const { return data_.get(); }
+  const Piece* begin() const { return data_.get(); }
+  const Piece* end() const { return data_.get() + size_; }
+  const Piece& operator[](std::size_t i) const { return data_[i]; }
+
+ private:
+  void Grow() {
+    const uint32_t cap = capacity_ ? 2 * capacity_ : 8;
+    std::unique_ptr<Piece[]> grown(new Piece[cap]);
+    if (size_) std::memcpy(grown.get(), data_.get(), size_ * sizeof(Piece));
+    data_ = std::move(grown);
+    capacity_ = cap;
+  }
+  std::unique_ptr<Piece[]> data_;
+  uint32_t size_ = 0, capacity_ = 0;
+};
+
 struct Chain {
   uint16_t head = 0;
   uint32_t descriptors = 0;
-  std::vector<Piece> readable;
-  std::vector<Piece> writable;
+  PieceList readable;
+  PieceList writable;
   uint64_t readable_len = 0;
   uint64_t writable_len = 0;
   void Clear() {
@@ -77,11 +125,9 @@ struct Chain {
   }
 };
 
-inline constexpr std::size_t kMaxPieces = 1024;
-
 // Copies `len` bytes starting `offset` bytes into the concatenation of `pieces` to `dst`.
 // Returns the bytes copied (less than len only when the pieces are shorter).
-inline uint64_t CopyFromPieces(const std::vector<Piece>& pieces, uint64_t offset, void* dst,
+inline uint64_t CopyFromPieces(std::span<const Piece> pieces, uint64_t offset, void* dst,
                                uint64_t len) {
   auto* out = static_cast<uint8_t*>(dst);
   uint64_t done = 0;
@@ -101,8 +147,8 @@ inline uint64_t CopyFromPieces(const std::vector<Piece>& pieces, uint64_t offset
 
 // Copies `len` bytes from `src` pieces (starting at src_offset) to `dst` pieces (starting at
 // dst_offset). Returns the bytes copied.
-inline uint64_t CopyPieces(const std::vector<Piece>& src, uint64_t src_offset,
-                           const std::vector<Piece>& dst, uint64_t dst_offset, uint64_t len) {
+inline uint64_t CopyPieces(std::span<const Piece> src, uint64_t src_offset,
+                           std::span<const Piece> dst, uint64_t dst_offset, uint64_t len) {
   std::size_t si = 0, di = 0;
   while (si < src.size() && src_offset >= src[si].len) src_offset -= src[si++].len;
   while (di < dst.size() && dst_offset >= dst[di].len) dst_offset -= dst[di++].len;
@@ -123,7 +169,7 @@ inline uint64_t CopyPieces(const std::vector<Piece>& src, uint64_t src_offset,
 
 // Copies `len` bytes from `src` into the concatenation of `dst` pieces, starting `dst_offset`
 // bytes in. Returns the bytes copied.
-inline uint64_t CopyToPieces(const uint8_t* src, uint64_t len, const std::vector<Piece>& dst,
+inline uint64_t CopyToPieces(const uint8_t* src, uint64_t len, std::span<const Piece> dst,
                              uint64_t dst_offset) {
   uint64_t done = 0;
   for (const Piece& p : dst) {
