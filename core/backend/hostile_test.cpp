@@ -387,8 +387,13 @@ TEST_F(HostileTest, UpdateFloodStaysUnderTheEntryCap) {
                static_cast<unsigned long>(rss_after));
   // The bound stated in the README's threat model: 65536 entries cost well under 32 MiB with
   // one queue pair, and the memory goes back when the front-end leaves.
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's allocator (quarantine, shadow memory) keeps what is freed: the bound is
+  // the release build's; here the cap itself is what is checked.
+#else
   EXPECT_LT(rss_flood, rss_before + 32 * 1024);
   EXPECT_LT(rss_after, rss_before + 8 * 1024);
+#endif
   backend_->Stop(SIGTERM);
   EXPECT_NE(backend_->Output().find("IOTLB is full"), std::string::npos);
 }
