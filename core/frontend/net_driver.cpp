@@ -488,7 +488,7 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
   std::vector<uint8_t> frame(kHdr + max_frame_), got(max_frame_);
   // Written over every received buffer's bytes before it is posted again, so a device that
   // reports a length without writing is caught.
-  const std::vector<uint8_t> poison(max_frame_, 0xA5);
+  const std::vector<uint8_t> poison(kHdr + max_frame_, 0xA5);
   struct Piece {
     uint16_t id;
     uint32_t begin, end;  // bytes of the buffer the frame used
@@ -583,11 +583,12 @@ QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t
         const uint32_t skip = k == 0 ? kHdr : 0;
         if (e.len < skip || e.len > rx_buf_len_ || got_len + (e.len - skip) > max_frame_) {
           bad_len = true;
-          pieces.push_back(
-              {static_cast<uint16_t>(e.id), skip, skip + std::min(rx_buf_len_ - skip, max_frame_)});
+          pieces.push_back({static_cast<uint16_t>(e.id), 0,
+                            skip + std::min(rx_buf_len_ - skip, max_frame_)});
           continue;
         }
-        pieces.push_back({static_cast<uint16_t>(e.id), skip, e.len});
+        // With MRG_RXBUF the header's num_buffers is poisoned too (0xA5A5: more than a ring).
+        pieces.push_back({static_cast<uint16_t>(e.id), features_.mrg_rxbuf ? 0 : skip, e.len});
         rx_pool_.Read(rx_off + skip, got.data() + got_len, e.len - skip);
         got_len += e.len - skip;
       }
