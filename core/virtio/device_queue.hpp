@@ -408,7 +408,11 @@ class DeviceRing {
     }
   }
 
-  uint16_t& AvailEvent() { return *reinterpret_cast<uint16_t*>(&used_->ring[num_]); }
+  // avail_event: the u16 after the used ring's num_ elements.
+  uint16_t& AvailEvent() {
+    return *reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(used_) + 4 +
+                                        sizeof(UsedElem) * num_);
+  }
 
   Desc* desc_ = nullptr;
   Avail* avail_ = nullptr;
