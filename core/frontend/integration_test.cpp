@@ -372,6 +372,23 @@ TEST(FrontendBackendProcesses, MergeableBuffersSmallerThanAnyFrame) {
   ExpectClean(*r, c, backend);
 }
 
+TEST(FrontendBackendProcesses, VerificationCatchesAWrongTranslationInMergedFrames) {
+  // The reassembled check must be able to fail too: 9000-byte frames read by the device from
+  // swapped transmit pages arrive across 6 buffers each, and the front-end must notice.
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStatic);
+  c.packets = 600;
+  c.packet_sizes = {9000, 64};
+  c.scatter = false;  // transmit slot 0 then starts on page 0 (with scatter, past page 1)
+  c.inject_swapped_pages = true;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->negotiated.mrg_rxbuf());
+  EXPECT_GT(r->verify_errors(), 0u);
+  EXPECT_LT(r->queues[0].rx_packets, c.packets);
+}
+
 TEST(FrontendBackendProcesses, JumboMixWithMappingsPerBuffer) {
   // Strict mapping with merged frames: every receive buffer of a frame is unmapped (acked
   // INVALIDATE) before the frame is read, and mapped afresh when posted again.
