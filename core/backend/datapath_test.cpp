@@ -643,8 +643,8 @@ TEST(DatapathTest, EventIdxInterruptsAtUsedEventAndAsksForKicksAtAvailEvent) {
       << "an interrupt once used->idx went from 3 to 4";
   // Idle now: the worker rearms kicks by writing avail_event = the next chain it will take.
   auto avail_event = [&](DriverQueue& q) {
-    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(&q.used->ring[q.num]))
-        .load(std::memory_order_acquire);
+    auto* at = reinterpret_cast<uint8_t*>(q.used) + 4 + sizeof(virtio::UsedElem) * q.num;
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(at)).load(std::memory_order_acquire);
   };
   ASSERT_TRUE(WaitFor([&] { return avail_event(*rig.tx) == 4; })) << avail_event(*rig.tx);
   const QueueStats s = rig.Stats();
