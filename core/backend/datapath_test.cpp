@@ -652,6 +652,23 @@ TEST(DatapathTest, EventIdxInterruptsAtUsedEventAndAsksForKicksAtAvailEvent) {
   EXPECT_EQ(s.rx_interrupts, 1u);
 }
 
+// A busy-polling worker suppresses kicks (VRING_USED_F_NO_NOTIFY) on rings that appear after it
+// started: its first passes, before any ring existed, must not count as "notifications off".
+TEST(DatapathTest, BusyPollingSuppressesKicksOnRingsThatAppearLater) {
+  BackendUnderTest be(DeviceMode::kLoopback, 1, "reference", "", PollMode::kBusy);
+  TestFrontend fe(be.path);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // idle passes, no ring yet
+  fe.Setup(false);
+  DriverQueue& rx = fe.AddQueue(0, kQueueSize, kRxRing);
+  DriverQueue& tx = fe.AddQueue(1, kQueueSize, kTxRing);
+  fe.StartQueue(rx, [](uint64_t off) { return TestFrontend::Uaddr(off); });
+  fe.StartQueue(tx, [](uint64_t off) { return TestFrontend::Uaddr(off); });
+  for (DriverQueue* q : {&rx, &tx})
+    EXPECT_TRUE(WaitFor([&] {
+      return std::atomic_ref<uint16_t>(q->used->flags).load() & virtio::kUsedFNoNotify;
+    })) << "queue " << q->index << ": no NO_NOTIFY while the worker busy-polls";
+}
+
 // The in-flight rule of MISSes, step by step: a MISS is asked once; an UPDATE answers it only
 // for a worker that applied that UPDATE (until then its log holds the answer); a worker that
 // applied it and still misses asks again.

@@ -490,6 +490,9 @@ class DeviceImpl final : public Device {
           return RingError(q, p.name, p.addr, p.len,
                            "has a host address that is not aligned (the memory region's "
                            "mmap_offset misaligns it)");
+      // A ring attached now has never had this polling period's NO_NOTIFY written: the next
+      // polling pass writes it (an idle pass before any ring existed recorded "off" for none).
+      notifications_off_ = false;
       q.ring.Attach(reinterpret_cast<virtio::Desc*>(parts[0].ptr),
                     reinterpret_cast<virtio::Avail*>(parts[1].ptr),
                     reinterpret_cast<virtio::Used*>(parts[2].ptr), q.num);

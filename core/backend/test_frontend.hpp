@@ -59,7 +59,7 @@ inline std::string TempDir() {
 struct BackendUnderTest {
   explicit BackendUnderTest(DeviceMode mode = DeviceMode::kLoopback, uint32_t pairs = 1,
                             const std::string& design = "reference",
-                            const std::string& record = "") {
+                            const std::string& record = "", PollMode poll = PollMode::kAdaptive) {
     dir = TempDir();
     BackendOptions o;
     o.socket_path = dir + "/backend.sock";
@@ -67,6 +67,7 @@ struct BackendUnderTest {
     o.queue_pairs = pairs;
     o.iotlb = design;
     o.record_path = record;
+    o.poll = poll;
     auto b = CreateBackend(o);
     EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
     backend = std::move(*b);
