@@ -1,15 +1,17 @@
 // The backend session: the vhost-user control path, one message at a time, from a table.
 //
-// Dispatch. kHandlers maps each request id to {name, handler, fd policy, has_reply}. Dispatch()
-// refuses, before any handler runs: messages the channel already flagged (bad version bits,
-// oversized payloads, too many fds), unknown or unsupported ids, and fds on a message that takes
-// none. Handlers validate their payload (protocol::*::Validate plus backend-state checks such as
+// Dispatch. HandlerTable::kAll (constexpr; ids checked unique at compile time) maps each request
+// id to {name, handler, fd policy, reply policy}. Dispatch() refuses, before any handler runs:
+// messages the channel already flagged (bad version bits, oversized payloads, too many fds),
+// unknown or unsupported ids, and a wrong number of fds where the table fixes it (none, one, at
+// most one; per region and the vring no-fd bit depend on the payload). Handlers validate their payload (protocol::*::Validate plus backend-state checks such as
 // queue index and mapped memory) and return Result<Reply>. Every refusal is logged with the
 // message name and why, counted in message_errors, and the session keeps serving.
 //
 // Replies (vhost-user spec, "Communication" and "REPLY_ACK"):
 //  - Requests with a defined reply (GET_*) always get one, even when refused before the handler
-//    ran (bad version bits, oversized payload); on failure the reply is a u64 ~0 (so the front-end sees a size or value it cannot take as an answer, and the stream
+//    ran (bad version bits, oversized payload); on failure the reply is a u64 ~0 (so the
+//    front-end sees a size or value it cannot take as an answer, and the stream
 //    stays in sync).
 //  - Other requests with need_reply get a u64 (0 success, 1 failure) when REPLY_ACK was
 //    negotiated; IOTLB_MSG gets one whenever need_reply is set (QEMU always sets it, with or
@@ -123,9 +125,21 @@ struct Session::Reply {
   static Reply U64(uint64_t v) { return Of(protocol::U64Payload{v}); }
 };
 
+// How many fds a request carries. Dispatch() checks kNone, kOne and kAtMostOne before the handler
+// runs; the two that depend on the payload are checked where the payload is read.
 enum class FdPolicy : uint8_t {
-  kNone,        // the message must carry no fd
-  kHandler,     // the handler checks (SET_MEM_TABLE, kick/call/err, ...)
+  kNone,       // no fd
+  kOne,        // exactly one (SET_BACKEND_REQ_FD, ADD_MEM_REG)
+  kAtMostOne,  // none or one (REM_MEM_REG: QEMU attaches the region's fd; it is not needed)
+  kVring,      // one, or none when the u64's no-fd bit is set (SET_VRING_KICK/CALL/ERR)
+  kPerRegion,  // one per region of the table (SET_MEM_TABLE: MemoryTable::Build)
+};
+
+// What a request is answered with (see the file comment).
+enum class ReplyPolicy : uint8_t {
+  kPayload,    // a defined reply payload (GET_*), always; a u64 ~0 when refused
+  kAck,        // a u64 status when need_reply is set and REPLY_ACK was negotiated
+  kAckAlways,  // a u64 status whenever need_reply is set (IOTLB_MSG: QEMU sets it regardless)
 };
 
 struct Session::Handler {
@@ -133,45 +147,58 @@ struct Session::Handler {
   const char* name;
   Result<Reply> (Session::*fn)(Message&);
   FdPolicy fds;
-  bool has_reply;  // the request has a defined reply payload (GET_*)
+  ReplyPolicy reply;
 };
 
 // Requests a net backend with IOMMU handles (vhost-user-iotlb-facts.md) + CONFIGURE_MEM_SLOTS +
 // STATUS. Anything else (SET_LOG_*, SEND_RARP, NET_SET_MTU, GET/SET_CONFIG, RESET_DEVICE, ...) is
 // answered as unsupported: none of their protocol features is offered.
-const Session::Handler Session::kHandlers[] = {
-    {Request::kGetFeatures, "GET_FEATURES", &Session::GetFeatures, FdPolicy::kNone, true},
-    {Request::kSetFeatures, "SET_FEATURES", &Session::SetFeatures, FdPolicy::kNone, false},
-    {Request::kSetOwner, "SET_OWNER", &Session::SetOwner, FdPolicy::kNone, false},
-    {Request::kResetOwner, "RESET_OWNER", &Session::ResetOwner, FdPolicy::kNone, false},
-    {Request::kSetMemTable, "SET_MEM_TABLE", &Session::SetMemTable, FdPolicy::kHandler, false},
-    {Request::kSetVringNum, "SET_VRING_NUM", &Session::SetVringNum, FdPolicy::kNone, false},
-    {Request::kSetVringAddr, "SET_VRING_ADDR", &Session::SetVringAddr, FdPolicy::kNone, false},
-    {Request::kSetVringBase, "SET_VRING_BASE", &Session::SetVringBase, FdPolicy::kNone, false},
-    {Request::kGetVringBase, "GET_VRING_BASE", &Session::GetVringBase, FdPolicy::kNone, true},
-    {Request::kSetVringKick, "SET_VRING_KICK", &Session::SetVringKick, FdPolicy::kHandler, false},
-    {Request::kSetVringCall, "SET_VRING_CALL", &Session::SetVringCall, FdPolicy::kHandler, false},
-    {Request::kSetVringErr, "SET_VRING_ERR", &Session::SetVringErr, FdPolicy::kHandler, false},
-    {Request::kGetProtocolFeatures, "GET_PROTOCOL_FEATURES", &Session::GetProtocolFeatures,
-     FdPolicy::kNone, true},
-    {Request::kSetProtocolFeatures, "SET_PROTOCOL_FEATURES", &Session::SetProtocolFeatures,
-     FdPolicy::kNone, false},
-    {Request::kGetQueueNum, "GET_QUEUE_NUM", &Session::GetQueueNum, FdPolicy::kNone, true},
-    {Request::kSetVringEnable, "SET_VRING_ENABLE", &Session::SetVringEnable, FdPolicy::kNone,
-     false},
-    {Request::kSetBackendReqFd, "SET_BACKEND_REQ_FD", &Session::SetBackendReqFd,
-     FdPolicy::kHandler, false},
-    {Request::kIotlbMsg, "IOTLB_MSG", &Session::IotlbMsg, FdPolicy::kNone, false},
-    {Request::kGetMaxMemSlots, "GET_MAX_MEM_SLOTS", &Session::GetMaxMemSlots, FdPolicy::kNone,
-     true},
-    {Request::kAddMemReg, "ADD_MEM_REG", &Session::AddMemReg, FdPolicy::kHandler, false},
-    {Request::kRemMemReg, "REM_MEM_REG", &Session::RemMemReg, FdPolicy::kHandler, false},
-    {Request::kSetStatus, "SET_STATUS", &Session::SetStatus, FdPolicy::kNone, false},
-    {Request::kGetStatus, "GET_STATUS", &Session::GetStatus, FdPolicy::kNone, true},
+// A friend of Session (the handlers are private); constexpr, so the ids are checked below.
+struct HandlerTable {
+  using F = FdPolicy;
+  using R = ReplyPolicy;
+  static constexpr Session::Handler kAll[] = {
+      {Request::kGetFeatures, "GET_FEATURES", &Session::GetFeatures, F::kNone, R::kPayload},
+      {Request::kSetFeatures, "SET_FEATURES", &Session::SetFeatures, F::kNone, R::kAck},
+      {Request::kSetOwner, "SET_OWNER", &Session::SetOwner, F::kNone, R::kAck},
+      {Request::kResetOwner, "RESET_OWNER", &Session::ResetOwner, F::kNone, R::kAck},
+      {Request::kSetMemTable, "SET_MEM_TABLE", &Session::SetMemTable, F::kPerRegion, R::kAck},
+      {Request::kSetVringNum, "SET_VRING_NUM", &Session::SetVringNum, F::kNone, R::kAck},
+      {Request::kSetVringAddr, "SET_VRING_ADDR", &Session::SetVringAddr, F::kNone, R::kAck},
+      {Request::kSetVringBase, "SET_VRING_BASE", &Session::SetVringBase, F::kNone, R::kAck},
+      {Request::kGetVringBase, "GET_VRING_BASE", &Session::GetVringBase, F::kNone, R::kPayload},
+      {Request::kSetVringKick, "SET_VRING_KICK", &Session::SetVringKick, F::kVring, R::kAck},
+      {Request::kSetVringCall, "SET_VRING_CALL", &Session::SetVringCall, F::kVring, R::kAck},
+      {Request::kSetVringErr, "SET_VRING_ERR", &Session::SetVringErr, F::kVring, R::kAck},
+      {Request::kGetProtocolFeatures, "GET_PROTOCOL_FEATURES", &Session::GetProtocolFeatures,
+       F::kNone, R::kPayload},
+      {Request::kSetProtocolFeatures, "SET_PROTOCOL_FEATURES", &Session::SetProtocolFeatures,
+       F::kNone, R::kAck},
+      {Request::kGetQueueNum, "GET_QUEUE_NUM", &Session::GetQueueNum, F::kNone, R::kPayload},
+      {Request::kSetVringEnable, "SET_VRING_ENABLE", &Session::SetVringEnable, F::kNone, R::kAck},
+      {Request::kSetBackendReqFd, "SET_BACKEND_REQ_FD", &Session::SetBackendReqFd,
+       F::kOne, R::kAck},
+      {Request::kIotlbMsg, "IOTLB_MSG", &Session::IotlbMsg, F::kNone, R::kAckAlways},
+      {Request::kGetMaxMemSlots, "GET_MAX_MEM_SLOTS", &Session::GetMaxMemSlots,
+       F::kNone, R::kPayload},
+      {Request::kAddMemReg, "ADD_MEM_REG", &Session::AddMemReg, F::kOne, R::kAck},
+      {Request::kRemMemReg, "REM_MEM_REG", &Session::RemMemReg, F::kAtMostOne, R::kAck},
+      {Request::kSetStatus, "SET_STATUS", &Session::SetStatus, F::kNone, R::kAck},
+      {Request::kGetStatus, "GET_STATUS", &Session::GetStatus, F::kNone, R::kPayload},
+  };
 };
 
+constexpr bool IdsUnique(const Session::Handler* t, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j < n; ++j)
+      if (t[i].id == t[j].id) return false;
+  return true;
+}
+static_assert(IdsUnique(HandlerTable::kAll, std::size(HandlerTable::kAll)),
+              "two handlers for one request id");
+
 const Session::Handler* Session::FindHandler(uint32_t request) {
-  for (const Handler& h : kHandlers)
+  for (const Handler& h : HandlerTable::kAll)
     if (static_cast<uint32_t>(h.id) == request) return &h;
   return nullptr;
 }
@@ -279,6 +306,10 @@ Status Session::Dispatch(Message& m) {
                                            "offered)")};
   } else if (h->fds == FdPolicy::kNone && !m.fds.empty()) {
     result = Error{Fmt("%s: carries %zu fds, takes none", h->name, m.fds.size())};
+  } else if (h->fds == FdPolicy::kOne && m.fds.size() != 1) {
+    result = Error{Fmt("%s: %zu fds, expected exactly one", h->name, m.fds.size())};
+  } else if (h->fds == FdPolicy::kAtMostOne && m.fds.size() > 1) {
+    result = Error{Fmt("%s: %zu fds, expected at most one", h->name, m.fds.size())};
   } else {
     VL_DEBUG("<- %s flags 0x%x size %u fds %zu", h->name, m.header.flags, m.header.size,
              m.fds.size());
@@ -291,15 +322,15 @@ Status Session::Dispatch(Message& m) {
     counters_->message_errors.fetch_add(1, std::memory_order_relaxed);
     LogRefusal(name, result.error().message);
   }
-  if (h && h->has_reply) {
+  if (h && h->reply == ReplyPolicy::kPayload) {
     if (ok) return channel_.Send(m.request(), protocol::kVersion | protocol::kFlagReply,
                                  result->bytes, result->size);
     return channel_.ReplyU64(m.request(), ~uint64_t{0});
   }
   if (!m.need_reply()) return {};
-  const bool is_iotlb = m.request() == static_cast<uint32_t>(Request::kIotlbMsg);
-  if (ok && !reply_ack && !is_iotlb) return {};
-  if (!ok && !reply_ack && !is_iotlb && h && m.problem.ok()) {
+  const bool always = h && h->reply == ReplyPolicy::kAckAlways;
+  if (ok && !reply_ack && !always) return {};
+  if (!ok && !reply_ack && !always && h && m.problem.ok()) {
     // need_reply without REPLY_ACK on a known request: the front-end expects no reply.
     return {};
   }
@@ -423,8 +454,6 @@ Result<Session::Reply> Session::GetMaxMemSlots(Message& m) {
 Result<Session::Reply> Session::AddMemReg(Message& m) {
   auto p = m.PayloadAs<protocol::SingleMemoryRegion>();
   if (!p) return p.error();
-  if (m.fds.size() != 1)
-    return Error{Fmt("ADD_MEM_REG: %zu fds, expected exactly one", m.fds.size())};
   auto table = device_->config().memory.WithRegion(p->region, std::move(m.fds[0]), kMaxMemSlots);
   if (!table) return table.error();
   Device::PauseGuard pause(device_.get(), -1);
@@ -437,9 +466,7 @@ Result<Session::Reply> Session::AddMemReg(Message& m) {
 Result<Session::Reply> Session::RemMemReg(Message& m) {
   auto p = m.PayloadAs<protocol::SingleMemoryRegion>();
   if (!p) return p.error();
-  // QEMU attaches the region's fd to REM_MEM_REG too; it is not needed and is closed.
-  if (m.fds.size() > 1)
-    return Error{Fmt("REM_MEM_REG: %zu fds, expected at most one", m.fds.size())};
+  // QEMU attaches the region's fd to REM_MEM_REG too (FdPolicy::kAtMostOne); it is closed.
   auto table = device_->config().memory.WithoutRegion(p->region);
   if (!table) return table.error();
   Device::PauseGuard pause(device_.get(), -1);
@@ -599,8 +626,6 @@ Result<Session::Reply> Session::SetBackendReqFd(Message& m) {
   if (m.header.size) return Error{Fmt("SET_BACKEND_REQ_FD: payload of %u bytes", m.header.size)};
   if (!(acked_protocol_features_ & Bit(protocol_feature::kBackendReq)))
     return Error{"SET_BACKEND_REQ_FD: BACKEND_REQ was not negotiated"};
-  if (m.fds.size() != 1)
-    return Error{Fmt("SET_BACKEND_REQ_FD: %zu fds, expected exactly one", m.fds.size())};
   device_->backend_channel().Set(std::move(m.fds[0]));
   return Reply{};
 }

@@ -82,7 +82,7 @@ class Session {
   Result<VringFd> ParseVringFd(protocol::Message& m);
 
   static const Handler* FindHandler(uint32_t request);
-  static const Handler kHandlers[];
+  friend struct HandlerTable;  // session.cpp: the constexpr table of handlers
 
   protocol::Channel channel_;
   BackendOptions options_;
