@@ -15,15 +15,6 @@ using iotlb::Perm;
 
 namespace {
 
-const char* PermName(Perm p) {
-  switch (p) {
-    case Perm::kRead: return "RO";
-    case Perm::kWrite: return "WO";
-    case Perm::kReadWrite: return "RW";
-    default: return "none";
-  }
-}
-
 uint64_t NowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())

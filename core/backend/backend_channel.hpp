@@ -17,6 +17,16 @@
 
 namespace vhostlab::backend {
 
+// "RO", "WO", "RW" or "none", for logs.
+inline const char* PermName(iotlb::Perm p) {
+  switch (p) {
+    case iotlb::Perm::kRead: return "RO";
+    case iotlb::Perm::kWrite: return "WO";
+    case iotlb::Perm::kReadWrite: return "RW";
+    default: return "none";
+  }
+}
+
 // The backend channel: backend -> front-end messages (MISS, ACCESS_FAIL).
 class BackendChannel {
  public:

@@ -61,15 +61,6 @@ constexpr int kPollingWaitMs = 1;    // a queue without a kick fd (polling mode)
 constexpr uint32_t kBurst = 32;      // chains per queue between quiescent states
 constexpr uint32_t kLoggedErrorsPerQueue = 8;
 
-const char* PermName(Perm p) {
-  switch (p) {
-    case Perm::kRead: return "RO";
-    case Perm::kWrite: return "WO";
-    case Perm::kReadWrite: return "RW";
-    default: return "none";
-  }
-}
-
 // Call, err and wake fds are non-blocking eventfds (the session accepts nothing else): a write
 // fails with EAGAIN only when the counter is at its maximum, i.e. a notification is pending
 // anyway.

@@ -97,6 +97,14 @@ class HostileTest : public ::testing::Test {
     return out;
   }
 
+  // IOMMU off, both queues started with the rig's own eventfds: every step must be accepted.
+  static void StartPlainQueues(Rig& rig) {
+    rig.fe.Setup(false);
+    rig.AddQueues();
+    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
+    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+  }
+
   // Posts `n` packets of 1000 bytes through loopback without waiting for them (IOMMU off).
   static void PostPackets(Rig& rig, uint32_t n) {
     for (uint32_t i = 0; i < n; ++i) {
@@ -403,10 +411,7 @@ TEST_F(HostileTest, UpdateFloodStaysUnderTheEntryCap) {
 TEST_F(HostileTest, GiantTxFramesAreRefused) {
   {
     Rig rig(sock_, false);
-    rig.fe.Setup(false);
-    rig.AddQueues();
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+    StartPlainQueues(rig);
     rig.rx->Post({{TestFrontend::Gpa(0x400000), 0x200000, true}});
     rig.tx->Post({{TestFrontend::Gpa(0x100000), 0x100000, false}});
     ASSERT_TRUE(rig.tx->WaitUsed(1));
@@ -422,10 +427,7 @@ TEST_F(HostileTest, GiantTxFramesAreRefused) {
 TEST_F(HostileTest, RxBufferOverlapsTheTxBuffer) {
   {
     Rig rig(sock_, false);
-    rig.fe.Setup(false);
-    rig.AddQueues();
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+    StartPlainQueues(rig);
     for (int i = 0; i < 8; ++i) {
       rig.rx->Post({{TestFrontend::Gpa(kTxBufs + 100), 2048, true}});
       rig.tx->Post({{TestFrontend::Gpa(kTxBufs), static_cast<uint32_t>(kHdr + 1500), false}});
@@ -439,10 +441,7 @@ TEST_F(HostileTest, RxBufferOverlapsTheTxBuffer) {
 TEST_F(HostileTest, ReadableAfterAZeroLengthWritableIsMalformed) {
   {
     Rig rig(sock_, false);
-    rig.fe.Setup(false);
-    rig.AddQueues();
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+    StartPlainQueues(rig);
     rig.rx->Post({{TestFrontend::Gpa(kRxBufs), 2048, true}});
     rig.tx->Post({{TestFrontend::Gpa(kTxBufs), 0, true},
                   {TestFrontend::Gpa(kTxBufs), static_cast<uint32_t>(kHdr + 100), false}});
@@ -507,10 +506,7 @@ TEST_F(HostileTest, MissesNobodyAnswers) {
 TEST_F(HostileTest, GigabyteDescriptors) {
   {
     Rig rig(sock_, false);
-    rig.fe.Setup(false);
-    rig.AddQueues();
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.rx), "");
-    EXPECT_EQ(StartQueueRaw(rig.fe, *rig.tx), "");
+    StartPlainQueues(rig);
     for (int i = 0; i < 8; ++i) {
       rig.rx->Post({{TestFrontend::Gpa(0), 0x40000000, true}});
       rig.tx->Post({{TestFrontend::Gpa(0), 0x40000000, false}});
