@@ -824,9 +824,10 @@ class DeviceImpl final : public Device {
                                             &ahead_indirect_);
         if (s == ChainStatus::kMiss) {
           ++misses_;
-          NoteMiss(dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm,
-                                                   current_queue_, reader_->applied_seq()));
-          miss_unsent_ = false;  // walked again at the next burst whatever happened
+          // Not stalled: the chains are walked again at the next burst, which asks again if
+          // this MISS could not be sent.
+          (void)dev_->backend_channel_.SendMiss(ahead_fault_.addr, ahead_fault_.perm,
+                                                current_queue_, reader_->applied_seq());
           return MergeStatus::kWait;
         }
         if (s != ChainStatus::kOk) {
