@@ -527,7 +527,7 @@ class DeviceImpl final : public Device {
         // The ring itself is translated; a stalled chain is retried once the IOTLB moved.
         // Meanwhile chains published since get their misses sent ahead too.
         if (q.stalled_generation == reader_->generation() && !ResendDue(q)) {
-          if (q.ring.attached() && q.missed_ahead < kBurst && q.ring.AvailCount() > q.missed_ahead)
+          if (q.ring.attached() && q.missed_ahead < kBurst && q.ring.Pending() > q.missed_ahead)
             MissAhead(q, q.missed_ahead);
           fresh_miss_ = false;
           return ChainStatus::kMiss;
@@ -558,7 +558,7 @@ class DeviceImpl final : public Device {
     // answers them back to back instead of one round trip per chain. Nothing is consumed, and
     // only chains the driver published (below avail->idx) are read.
     void MissAhead(QueueState& q, uint16_t first) {
-      const uint16_t avail = q.ring.AvailCount();
+      const uint16_t avail = q.ring.Pending();
       const uint16_t end = static_cast<uint16_t>(std::min<uint32_t>(avail, kBurst));
       current_queue_ = static_cast<uint16_t>(q.index);
       auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
@@ -633,7 +633,7 @@ class DeviceImpl final : public Device {
     // More chains available than the ring holds means the guest moved avail->idx by more than
     // it can (QEMU: "Guest moved index"): the queue is broken, nothing is consumed.
     bool AvailInRange(QueueState& q) {
-      const uint16_t n = q.ring.AvailCount();
+      const uint16_t n = q.ring.RefreshAvail();
       if (n <= q.num) [[likely]] return true;
       Break(q, "the guest moved the available index %u entries past the last one used, on a "
                "ring of %u",
@@ -689,7 +689,7 @@ class DeviceImpl final : public Device {
 
     bool SinkBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+      for (uint32_t i = 0; i < kBurst && tx_.ring.Pending(); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) break;
         progress = true;
@@ -728,7 +728,7 @@ class DeviceImpl final : public Device {
 
     bool LoopbackBurst() {
       bool progress = false;
-      for (uint32_t i = 0; i < kBurst && tx_.ring.AvailCount(); ++i) {
+      for (uint32_t i = 0; i < kBurst && tx_.ring.Pending(); ++i) {
         const ChainStatus s = WalkNext(tx_, &tx_chain_, &fault_);
         if (s == ChainStatus::kMiss) {
           // A new miss: the RX buffers these packets will need get their misses now too.
@@ -748,7 +748,7 @@ class DeviceImpl final : public Device {
         // Find an RX chain; malformed / refused ones are completed and skipped.
         // At most a burst of refused RX chains per TX packet, and never more than the ring.
         ChainStatus rs = ChainStatus::kMalformed;
-        for (uint32_t tries = 0; tries < kBurst && rx_.ring.AvailCount(); ++tries) {
+        for (uint32_t tries = 0; tries < kBurst && rx_.ring.Pending(); ++tries) {
           rs = WalkNext(rx_, &rx_chain_, &fault_);
           if (rs != ChainStatus::kMalformed && rs != ChainStatus::kAccessFail) break;
           progress = true;
@@ -805,7 +805,7 @@ class DeviceImpl final : public Device {
       const uint64_t need = kHdr + frame;
       uint64_t have = rx_chain_.writable_len;
       uint32_t chains = 1;
-      const uint16_t avail = rx_.ring.AvailCount();
+      const uint16_t avail = rx_.ring.Pending();
       current_queue_ = static_cast<uint16_t>(rx_.index);
       auto translate = [this](uint64_t a, uint64_t l, Perm p) { return TranslateBuffer(a, l, p); };
       while (have < need) {

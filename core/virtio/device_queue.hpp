@@ -1,7 +1,8 @@
 // The device side of a virtio split ring (virtio 1.x, 2.7): reading available chains, walking
 // descriptor chains into translated buffer pieces, and publishing used elements.
 //
-// Algorithm. A queue worker owns one DeviceRing per virtqueue. It asks AvailCount(); for each
+// Algorithm. A queue worker owns one DeviceRing per virtqueue. Once per burst it reads the avail
+// index (RefreshAvail(); AvailCount() reads it live); for each
 // available head it calls Walk(), which follows the chain (direct or through one indirect table)
 // and translates every buffer, piece by piece, through a caller-supplied Translator:
 //   Xlate t = translate(addr, len, perm)   // answers for the FIRST contiguous piece only
@@ -193,12 +194,15 @@ inline bool NeedEvent(uint16_t event, uint16_t new_idx, uint16_t old) {
 
 class DeviceRing {
  public:
-  // Points the ring at already-translated, host-contiguous desc/avail/used areas.
+  // Points the ring at already-translated, host-contiguous desc/avail/used areas. `num` is a
+  // power of two (virtio 1.x 2.7: the session refuses any other SET_VRING_NUM), so ring
+  // positions are masked, not divided: a division per index costs ~25 cycles, several a packet.
   void Attach(Desc* desc, Avail* avail, Used* used, uint32_t num) {
     desc_ = desc;
     avail_ = avail;
     used_ = used;
     num_ = num;
+    mask_ = num - 1;
   }
   void Detach() { desc_ = nullptr, avail_ = nullptr, used_ = nullptr; }
   bool attached() const { return desc_ != nullptr; }
@@ -219,19 +223,30 @@ class DeviceRing {
     return static_cast<uint16_t>(idx - last_avail_);
   }
   uint16_t NextHead() const {
-    return std::atomic_ref<uint16_t>(avail_->ring[last_avail_ % num_])
+    return std::atomic_ref<uint16_t>(avail_->ring[last_avail_ & mask_])
         .load(std::memory_order_relaxed);
   }
-  // The head `k` places after the next one (k < AvailCount()).
+  // The avail index read once per burst (acquire: the ring entries and descriptors below it
+  // are read after it): the chains below it are this burst's to take, and a driver that moves
+  // the index meanwhile is seen at the next burst (DPDK reads it once per burst as well). Each
+  // read of the live index can cost a cache-line transfer from the driver's core, so the burst
+  // loops use Pending(), not AvailCount(). Returns Pending().
+  uint16_t RefreshAvail() {
+    avail_idx_ = std::atomic_ref<uint16_t>(avail_->idx).load(std::memory_order_acquire);
+    return Pending();
+  }
+  // Chains below the last RefreshAvail() not consumed yet.
+  uint16_t Pending() const { return static_cast<uint16_t>(avail_idx_ - last_avail_); }
+  // The head `k` places after the next one (k < Pending()).
   uint16_t HeadAt(uint16_t k) const {
-    return std::atomic_ref<uint16_t>(avail_->ring[static_cast<uint16_t>(last_avail_ + k) % num_])
+    return std::atomic_ref<uint16_t>(avail_->ring[(last_avail_ + k) & mask_])
         .load(std::memory_order_relaxed);
   }
   void Consume() { ++last_avail_; }
 
   // Writes a used element (not yet visible to the driver until PublishUsed()).
   void PushUsed(uint32_t id, uint32_t len) {
-    UsedElem& e = used_->ring[used_idx_ % num_];
+    UsedElem& e = used_->ring[used_idx_ & mask_];
     std::atomic_ref<uint32_t>(e.id).store(id, std::memory_order_relaxed);
     std::atomic_ref<uint32_t>(e.len).store(len, std::memory_order_relaxed);
     ++used_idx_;
@@ -418,7 +433,9 @@ class DeviceRing {
   Avail* avail_ = nullptr;
   Used* used_ = nullptr;
   uint32_t num_ = 0;
+  uint32_t mask_ = 0;  // num_ - 1
   uint16_t last_avail_ = 0;
+  uint16_t avail_idx_ = 0;  // avail->idx at the last RefreshAvail()
   uint16_t used_idx_ = 0;
   uint16_t signalled_used_ = 0;  // used_idx_ at the last NeedInterrupt() (EVENT_IDX)
 };
