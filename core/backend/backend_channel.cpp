@@ -64,16 +64,20 @@ BackendChannel::MissResult BackendChannel::SendMiss(uint64_t iova, Perm perm, ui
   constexpr std::size_t kForgetAnsweredAt = 256;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t page = iova >> 12;
-  if (auto it = in_flight_.find(page); it != in_flight_.end()) {
+  auto it = std::lower_bound(in_flight_.begin(), in_flight_.end(), page,
+                             [](const InFlight& e, uint64_t p) { return e.page < p; });
+  if (it != in_flight_.end() && it->page == page) {
     // Unanswered, or answered by an UPDATE this worker has not applied yet: whatever
     // permission is asked now, that answer comes first (QEMU always grants RW); the queue
     // retries once it is applied.
-    if (it->second == 0 || applied_seq < it->second) return MissResult::kInFlight;
-    in_flight_.erase(it);  // answered and applied, and it still misses: ask again
+    if (it->answered == 0 || applied_seq < it->answered) return MissResult::kInFlight;
+    it = in_flight_.erase(it);  // answered and applied, and it still misses: ask again
   }
   if (in_flight_.size() >= kForgetAnsweredAt && min_applied_) {
     const uint64_t everyone = min_applied_();
-    std::erase_if(in_flight_, [&](const auto& e) { return e.second && e.second <= everyone; });
+    std::erase_if(in_flight_, [&](const InFlight& e) { return e.answered && e.answered <= everyone; });
+    it = std::lower_bound(in_flight_.begin(), in_flight_.end(), page,
+                          [](const InFlight& e, uint64_t p) { return e.page < p; });
     if (in_flight_.size() < kMaxMissesInFlight) warned_full_ = false;
   }
   if (in_flight_.size() >= kMaxMissesInFlight) {
@@ -90,7 +94,7 @@ BackendChannel::MissResult BackendChannel::SendMiss(uint64_t iova, Perm perm, ui
       VL_DEBUG("IOTLB MISS iova 0x%" PRIx64 ": %s; asked again later", iova, s.message().c_str());
     return MissResult::kNotSent;
   }
-  in_flight_.emplace(page, 0);
+  in_flight_.insert(it, InFlight{page, 0});
   counters_->misses_sent.fetch_add(1, std::memory_order_relaxed);
   if (recorder_) recorder_->Add(trace::RecordType::kMiss, iova, 1, 0, perm, queue);
   VL_DEBUG("sent IOTLB MISS iova 0x%" PRIx64 " perm %s", iova, PermName(perm));
@@ -101,8 +105,9 @@ void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
   if (in_flight_.empty()) return;
   const uint64_t first = range.first >> 12, last = range.last >> 12;
-  for (auto& [page, answered] : in_flight_)
-    if (page >= first && page <= last) answered = seq;
+  auto it = std::lower_bound(in_flight_.begin(), in_flight_.end(), first,
+                             [](const InFlight& e, uint64_t p) { return e.page < p; });
+  for (; it != in_flight_.end() && it->page <= last; ++it) it->answered = seq;
 }
 
 Status BackendChannel::SendAccessFail(uint64_t iova, uint64_t size, Perm perm) {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <unordered_map>
+#include <vector>
 
 #include "core/backend/stats.hpp"
 #include "core/base/result.hpp"
@@ -78,9 +78,15 @@ class BackendChannel {
   trace::Writer* recorder_;  // may be null
   mutable std::mutex mu_;
   protocol::Channel channel_;                         // guarded by mu_
-  // 4 KiB page of a MISS sent -> 0 while unanswered, else the sequence number of the last
-  // UPDATE that covered it. Guarded by mu_.
-  std::unordered_map<uint64_t, uint64_t> in_flight_;
+  // The 4 KiB pages of the MISSes sent, sorted by page (binary search; an UPDATE marks the
+  // pages it covers as one range). A vector and not a node-based map: a MISS allocates nothing
+  // once it has grown (it is on the cold datapath), and the table is small (at most
+  // kMaxMissesInFlight). Guarded by mu_.
+  struct InFlight {
+    uint64_t page;
+    uint64_t answered;  // 0 while unanswered, else the seq of the last UPDATE that covered it
+  };
+  std::vector<InFlight> in_flight_;
   std::function<uint64_t()> min_applied_;
   bool warned_no_channel_ = false;                    // guarded by mu_
   bool warned_full_ = false;                          // guarded by mu_
