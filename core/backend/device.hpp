@@ -7,7 +7,7 @@
 //    that owns it is paused (PauseGuard); a paused worker is offline for RCU and touches nothing.
 //    The pause handshake (mutex + condition variable) orders those writes before the worker's
 //    next reads, so the queue state itself needs no lock.
-//  - Worker k owns queues 2k (RX) and 2k+1 (TX) and runs DeviceImpl<D>::Worker, templated on the
+//  - Worker k owns queues 2k (RX) and 2k+1 (TX) and runs Worker<D> (worker.hpp), templated on the
 //    IOTLB design D chosen once by name when the device is made (iotlb::VisitDesign).
 //  - IOTLB UPDATE/INVALIDATE go to iotlb::Replicated<D> and never pause anyone: Invalidate()
 //    returns only after every worker passed a quiescent state, which is the invalidation
