@@ -56,7 +56,7 @@ class QueueTranslator {
   void set_ticks_per_us(uint64_t t) { ticks_per_us_ = t; }
 
   // A buffer address (GPA, or IOVA with the IOMMU) for `perm`: its first contiguous piece.
-  virtio::Xlate Buffer(uint64_t addr, uint64_t len, iotlb::Perm perm) {
+  [[gnu::flatten]] virtio::Xlate Buffer(uint64_t addr, uint64_t len, iotlb::Perm perm) {
     using virtio::XlateStatus;
     const DeviceConfig& cfg = env_.config;
     memory::Span s;
