@@ -23,15 +23,6 @@ std::string Fmt(const char* fmt, auto... args) {
   return buf;
 }
 
-// Offset of `addr` inside [first, first + size) or false; written so nothing overflows.
-bool Inside(uint64_t addr, uint64_t first, uint64_t size, uint64_t* offset) {
-  if (addr < first) return false;
-  const uint64_t off = addr - first;
-  if (off >= size) return false;
-  *offset = off;
-  return true;
-}
-
 }  // namespace
 
 Mapping::Mapping(void* addr, uint64_t len, uint64_t page) : addr_(addr), len_(len) {
@@ -152,30 +143,6 @@ Result<MemoryTable> MemoryTable::WithoutRegion(const protocol::MemoryRegion& r) 
     return Error{Fmt("REM_MEM_REG: no region gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64,
                      r.guest_phys_addr, r.memory_size, r.userspace_addr)};
   return out;
-}
-
-bool MemoryTable::LookupUaddr(uint64_t uaddr, uint64_t len, Span* out) const {
-  for (const Region& r : regions_) {
-    uint64_t off;
-    if (Inside(uaddr, r.uaddr, r.size, &off)) {
-      const uint64_t left = r.size - off;
-      *out = Span{r.host() + off, len < left ? len : left};
-      return true;
-    }
-  }
-  return false;
-}
-
-bool MemoryTable::LookupGpa(uint64_t gpa, uint64_t len, Span* out) const {
-  for (const Region& r : regions_) {
-    uint64_t off;
-    if (Inside(gpa, r.gpa, r.size, &off)) {
-      const uint64_t left = r.size - off;
-      *out = Span{r.host() + off, len < left ? len : left};
-      return true;
-    }
-  }
-  return false;
 }
 
 Result<Span> MemoryTable::FromUaddr(uint64_t uaddr, uint64_t len) const {

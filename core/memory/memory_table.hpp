@@ -95,9 +95,14 @@ class MemoryTable {
   Result<Span> FromGpa(uint64_t gpa, uint64_t len) const;
 
   // Hot-path variants: nullptr-free answer without building an error string. Returns false when
-  // the address is in no region.
-  bool LookupUaddr(uint64_t uaddr, uint64_t len, Span* out) const;
-  bool LookupGpa(uint64_t gpa, uint64_t len, Span* out) const;
+  // the address is in no region. Inline: every buffer piece of the datapath asks one (a call
+  // into another translation unit cost ~10 instructions a piece, measured with the gate).
+  bool LookupUaddr(uint64_t uaddr, uint64_t len, Span* out) const {
+    return Lookup<&Region::uaddr>(uaddr, len, out);
+  }
+  bool LookupGpa(uint64_t gpa, uint64_t len, Span* out) const {
+    return Lookup<&Region::gpa>(gpa, len, out);
+  }
 
   // True when every byte of [uaddr, uaddr + len) lies inside some region (possibly several).
   bool CoversUaddr(uint64_t uaddr, uint64_t len) const;
@@ -106,6 +111,20 @@ class MemoryTable {
   bool empty() const { return regions_.empty(); }
 
  private:
+  // The region whose [start, start + size) holds `addr` (start = its gpa or uaddr); written so
+  // that nothing overflows.
+  template <uint64_t Region::*kStart>
+  bool Lookup(uint64_t addr, uint64_t len, Span* out) const {
+    for (const Region& r : regions_) {
+      if (addr < r.*kStart) continue;
+      const uint64_t off = addr - r.*kStart;
+      if (off >= r.size) continue;
+      const uint64_t left = r.size - off;
+      *out = Span{r.host() + off, len < left ? len : left};
+      return true;
+    }
+    return false;
+  }
   static Result<Region> MapRegion(const protocol::MemoryRegion& r, int fd);
   std::vector<Region> regions_;
 };

@@ -87,7 +87,7 @@ class PieceList {
   PieceList(PieceList&&) noexcept = default;
   PieceList& operator=(PieceList&&) noexcept = default;
 
-  void push_back(Piece p) {
+  [[gnu::always_inline]] void push_back(Piece p) {
     if (size_ == capacity_) [[unlikely]] Grow();
     data_[size_++] = p;
   }
@@ -100,7 +100,7 @@ class PieceList {
   const Piece& operator[](std::size_t i) const { return data_[i]; }
 
  private:
-  void Grow() {
+  [[gnu::noinline, gnu::cold]] void Grow() {
     const uint32_t cap = capacity_ ? 2 * capacity_ : 8;
     std::unique_ptr<Piece[]> grown(new Piece[cap]);
     if (size_) std::memcpy(grown.get(), data_.get(), size_ * sizeof(Piece));
