@@ -1,6 +1,5 @@
 #include "core/frontend/frontend.hpp"
 
-#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
