@@ -251,7 +251,8 @@ std::string ScalingCaveat(const RunConfig& config, const PeerThreads& threads,
     return std::to_string(config.queue_pairs) + " queue pairs need " +
            std::to_string(2 * config.queue_pairs + 1) +
            " cores (a front-end thread and a backend worker per pair, and the control "
-           "threads) and the placement had to share them: " + placement.why_shared;
+           "threads) and the placement shares cores (" + std::to_string(placement.all.size()) +
+           " CPUs here; see the placement note)";
   return "";
 }
 
