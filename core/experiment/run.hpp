@@ -49,7 +49,7 @@ struct RunConfig {
   uint64_t storm_interval = 0;   // INVALIDATE storm: packets per queue between bursts; 0 = none
   uint32_t storm_burst = 256;    // INVALIDATE storm: pages invalidated and remapped per burst
   std::vector<int> cpus;         // front-end queue threads' CPUs; empty = automatic
-  std::vector<int> backend_cpus; // backend self: its workers' CPUs; empty = automatic
+  std::vector<int> backend_cpus; // self: workers' CPUs; dpdk: testpmd's CPU; empty = automatic
   double timeout_seconds = 120;  // whole-run bound (setup + traffic + teardown)
   std::string dpdk_testpmd = "dpdk-testpmd";  // backend dpdk: the binary to spawn
   // Optional: called from the run's control thread with progress in [0, 1].
