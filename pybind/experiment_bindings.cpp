@@ -133,6 +133,8 @@ void RegisterExperiment(py::module_& m) {
       .def_readwrite("storm_burst", &RunConfig::storm_burst,
                      "INVALIDATE storm: idle pages invalidated and remapped per burst")
       .def_readwrite("cpus", &RunConfig::cpus, "front-end queue threads' CPUs; empty = automatic")
+      .def_readwrite("backend_cpus", &RunConfig::backend_cpus,
+                     "self: its workers' CPUs; dpdk: testpmd's CPU; empty = automatic")
       .def_readwrite("timeout_seconds", &RunConfig::timeout_seconds, "whole-run bound")
       .def_readwrite("dpdk_testpmd", &RunConfig::dpdk_testpmd, "backend dpdk: the binary")
       ;

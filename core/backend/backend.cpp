@@ -14,6 +14,7 @@
 #include "core/backend/session.hpp"
 #include "core/base/log.hpp"
 #include "core/iotlb/registry.hpp"
+#include "core/topology/cpuset.hpp"
 #include "core/trace/trace.hpp"
 
 namespace vhostlab::backend {
@@ -53,7 +54,14 @@ class BackendImpl final : public Backend {
               options_.poll == PollMode::kAdaptive
                   ? (":" + std::to_string(options_.spin_us) + " us").c_str() : "");
     }
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      // The session's workers are started from here and inherit this binding until they bind
+      // themselves (device.cpp).
+      if (!options_.control_cpus.empty())
+        if (Status s = topology::BindThisThreadToCpus(options_.control_cpus); !s.ok())
+          VL_WARN("control thread: %s", s.message().c_str());
+      Run();
+    });
     return {};
   }
 

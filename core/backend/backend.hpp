@@ -55,6 +55,11 @@ struct BackendOptions {
   // A front-end that half-sends a message and goes quiet, or stops reading replies, is
   // disconnected after this long (ms), so the next front-end is served.
   int peer_timeout_ms = 3000;
+  // Placement (OS CPU ids, checked by the caller against the machine): worker p is bound to
+  // worker_cpus[p % size] (core/topology, hwloc), the control thread to the set control_cpus.
+  // Empty: not bound (threads inherit the creating thread's binding).
+  std::vector<int> worker_cpus;
+  std::vector<int> control_cpus;
 };
 
 // Per queue-pair datapath statistics (summed over the pair's queues).

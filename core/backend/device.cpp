@@ -16,6 +16,7 @@
 #include "core/backend/worker_env.hpp"
 #include "core/iotlb/registry.hpp"
 #include "core/iotlb/replicated.hpp"
+#include "core/topology/cpuset.hpp"
 
 namespace vhostlab::backend {
 
@@ -111,8 +112,18 @@ class DeviceImpl final : public Device {
       caller_driven_.resize(options.queue_pairs);
       return;
     }
-    for (uint32_t p = 0; p < options.queue_pairs; ++p)
-      threads_.emplace_back([this, p] { Worker<D>(Env(p)).Run(); });
+    for (uint32_t p = 0; p < options.queue_pairs; ++p) {
+      // Placement (BackendOptions::worker_cpus): each worker binds itself before it runs.
+      const int cpu = options.worker_cpus.empty()
+                          ? -1
+                          : options.worker_cpus[p % options.worker_cpus.size()];
+      threads_.emplace_back([this, p, cpu] {
+        if (cpu >= 0)
+          if (Status s = topology::BindThisThreadToCpus({cpu}); !s.ok())
+            VL_WARN("worker %u: %s", p, s.message().c_str());
+        Worker<D>(Env(p)).Run();
+      });
+    }
   }
   ~DeviceImpl() override {
     StopWorkers();

@@ -10,6 +10,7 @@
 #include "core/experiment/dpdk_peer.hpp"
 #include "core/experiment/profile.hpp"
 #include "core/experiment/run.hpp"
+#include "core/topology/cpuset.hpp"
 
 namespace vhostlab::experiment {
 namespace {
@@ -368,6 +369,75 @@ TEST(RunExperiment, ClearErrors) {
   r = RunExperiment(c);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("connect"), std::string::npos) << r.error().message;
+}
+
+// Every thread of a real run is in the record's placement: each front-end queue thread, each
+// backend worker and the control threads, on CPUs this process may use; a run whose cores had
+// to be shared says so, and per-queue Mpps is a scaling figure only when they were not.
+TEST(RunExperiment, RecordCarriesThePlacementOfEveryThread) {
+  RunConfig c;
+  c.packets = 4000;
+  c.queue_pairs = 2;
+  c.timeout_seconds = 60;
+  auto r = RunExperiment(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->Get("packets"), 4000);
+  ASSERT_TRUE(r->context.count("placement"));
+  const std::string& placement = r->context.at("placement");
+  for (const char* thread : {"frontend q0:cpu", " q1:cpu", "; backend q0:cpu", "; control: cpu"})
+    EXPECT_NE(placement.find(thread), std::string::npos) << thread << " in " << placement;
+  EXPECT_NE(placement.find("backend q0:cpu", placement.find("backend")), std::string::npos);
+  EXPECT_NE(placement.find(" q1:cpu", placement.find("backend")), std::string::npos)
+      << "both workers: " << placement;
+  const std::vector<int> allowed = topology::AllowedCpus();
+  const bool enough = allowed.size() >= 5;  // 2 pairs x 2 threads + the control threads
+  bool noted = false;
+  for (const auto& n : r->notes) noted |= n.rfind("placement shares cores: ", 0) == 0;
+  EXPECT_EQ(noted, !enough) << placement;
+  bool saw_per_queue = false;
+  for (const auto& m : r->metrics) {
+    if (m.name != "mpps_per_queue") continue;
+    saw_per_queue = true;
+    EXPECT_EQ(m.available, enough);
+    if (!enough) {
+      EXPECT_TRUE(std::isnan(m.value));
+      EXPECT_NE(m.note.find("5 cores"), std::string::npos) << m.note;
+    } else {
+      EXPECT_NEAR(m.value, r->Get("mpps") / 2, 1e-9);
+    }
+  }
+  EXPECT_TRUE(saw_per_queue);
+
+  // Explicit lists: the front-end queue threads and the workers where they were asked to go.
+  c.cpus = {allowed.back()};
+  c.backend_cpus = {allowed.front()};
+  r = RunExperiment(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const std::string f = std::to_string(allowed.back()), b = std::to_string(allowed.front());
+  EXPECT_EQ(r->context.at("frontend_cpus"), f + "," + f);
+  EXPECT_NE(r->context.at("placement").find("frontend q0:cpu" + f + " q1:cpu" + f + "; backend q0:cpu" +
+                                            b + " q1:cpu" + b + ";"),
+            std::string::npos)
+      << r->context.at("placement");
+  EXPECT_EQ(r->Get("drops"), 0);
+  // Read back from the kernel at the start of traffic: every thread is where it was planned.
+  for (const auto& n : r->notes) EXPECT_NE(n.rfind("placement: ", 0), 0u) << n;
+
+  c.backend_cpus = {topology::kMaxCpuId};
+  auto bad = RunExperiment(c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("backend_cpus: CPU 65535 is not available"), std::string::npos)
+      << bad.error().message;
+}
+
+TEST(Profile, CpuListsTakeArraysOrHwlocLists) {
+  auto p = ParseProfile("[workload]\ncpus = \"0-2\"\nbackend_cpus = [3, 1]\n", "p.toml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->base.cpus, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(p->base.backend_cpus, (std::vector<int>{3, 1}));
+  auto bad = ParseProfile("[workload]\nbackend_cpus = \"2-\"\n", "p.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("backend_cpus"), std::string::npos) << bad.error().message;
 }
 
 TEST(PageSize, Parse) {

@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 
+#include "core/topology/cpuset.hpp"
+
 namespace vhostlab::experiment {
 namespace {
 
@@ -142,17 +144,29 @@ const std::map<std::string, Setter>& Setters() {
     };
     m["seconds"] = seconds(&RunConfig::seconds);
     m["timeout_seconds"] = seconds(&RunConfig::timeout_seconds);
-    m["cpus"] = [](RunConfig& c, const toml::node& n) -> Status {
-      const toml::array* a = n.as_array();
-      if (!a) return Error{"expected an array of CPU numbers"};
-      c.cpus.clear();
-      for (const auto& e : *a) {
-        auto v = e.value<int64_t>();
-        if (!v || *v < 0) return Error{"expected an array of CPU numbers"};
-        c.cpus.push_back(static_cast<int>(*v));
-      }
-      return {};
+    // CPU lists: an array of CPU numbers, or a string in hwloc's list syntax ("0-3,8").
+    auto cpu_list = [](std::vector<int> RunConfig::*field) {
+      return [field](RunConfig& c, const toml::node& n) -> Status {
+        if (auto text = n.value<std::string>()) {
+          Result<std::vector<int>> cpus = topology::ParseCpuList(*text);
+          if (!cpus.ok()) return cpus.error();
+          c.*field = *cpus;
+          return {};
+        }
+        const toml::array* a = n.as_array();
+        if (!a) return Error{"expected an array of CPU numbers"};
+        (c.*field).clear();
+        for (const auto& e : *a) {
+          auto v = e.value<int64_t>();
+          if (!v || *v < 0 || *v > topology::kMaxCpuId)
+            return Error{"expected an array of CPU numbers"};
+          (c.*field).push_back(static_cast<int>(*v));
+        }
+        return {};
+      };
     };
+    m["cpus"] = cpu_list(&RunConfig::cpus);
+    m["backend_cpus"] = cpu_list(&RunConfig::backend_cpus);
     m["counters"] = [](RunConfig& c, const toml::node& n) -> Status {
       const toml::array* a = n.as_array();
       if (!a) return Error{"expected an array of event names"};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/base/result.hpp"
+#include "core/experiment/machine_context.hpp"
 
 namespace vhostlab::experiment {
 
@@ -48,6 +49,7 @@ struct RunConfig {
   uint64_t storm_interval = 0;   // INVALIDATE storm: packets per queue between bursts; 0 = none
   uint32_t storm_burst = 256;    // INVALIDATE storm: pages invalidated and remapped per burst
   std::vector<int> cpus;         // front-end queue threads' CPUs; empty = automatic
+  std::vector<int> backend_cpus; // self: workers' CPUs; dpdk: testpmd's CPU; empty = automatic
   double timeout_seconds = 120;  // whole-run bound (setup + traffic + teardown)
   std::string dpdk_testpmd = "dpdk-testpmd";  // backend dpdk: the binary to spawn
   // Optional: called from the run's control thread with progress in [0, 1].
@@ -79,9 +81,5 @@ struct RunRecord {
 };
 
 Result<RunRecord> RunExperiment(const RunConfig& config);
-
-// The machine and build context every record carries (CPU, kernel, compiler, git sha, library
-// versions, ...); `vhostlab replay` records use it too.
-std::map<std::string, std::string> MachineContext();
 
 }  // namespace vhostlab::experiment

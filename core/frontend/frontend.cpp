@@ -1,6 +1,5 @@
 #include "core/frontend/frontend.hpp"
 
-#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include "core/base/log.hpp"
 #include "core/frontend/net_driver.hpp"
 #include "core/loadgen/packet.hpp"
+#include "core/topology/cpuset.hpp"
 
 namespace vhostlab::frontend {
 namespace {
@@ -248,13 +248,10 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   std::vector<std::thread> threads;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
     threads.emplace_back([&, q] {
-      if (!config.cpus.empty()) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(config.cpus[q % config.cpus.size()], &set);
-        if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
-          VL_WARN("queue %u: could not pin to CPU %d", q, config.cpus[q % config.cpus.size()]);
-      }
+      if (!config.cpus.empty())
+        if (Status st = topology::BindThisThreadToCpus({config.cpus[q % config.cpus.size()]});
+            !st.ok())
+          VL_WARN("queue %u: %s", q, st.message().c_str());
       tids[q].store(static_cast<int>(gettid()));
       // A working set is first toured once, untimed: the first touch of each of its pages
       // faults on both sides (~10 us each in a VM), which is set-up, not the IOTLB's cost.

@@ -31,7 +31,8 @@ _CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size"
                   "event_idx", "mrg_rxbuf", "rx_buffer_size", "mode", "poll", "seed",
                   "counters"]
 _FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "working_set",
-                    "storm_interval", "storm_burst", "cpus", "timeout_seconds", "dpdk_testpmd"]
+                    "storm_interval", "storm_burst", "cpus", "backend_cpus", "timeout_seconds",
+                    "dpdk_testpmd"]
 
 
 class RunInterrupted(UserWarning):
@@ -73,7 +74,7 @@ def _apply(cfg: "_core.RunConfig", values: dict) -> "_core.RunConfig":
     for k, v in values.items():
         if k in ("page_size", "working_set"):
             v = _parse_size(v)
-        elif k in ("counters", "cpus"):
+        elif k in ("counters", "cpus", "backend_cpus"):
             v = list(v)
         elif k == "packet_sizes":
             v = [int(s) for s in (v.split(",") if isinstance(v, str) else v)]
@@ -91,7 +92,7 @@ def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list
     seconds, queue_pairs, ring_size, packet_size, packet_sizes (a mix: [64, 1500, 9000] or
     "64,1500,9000"), event_idx, mrg_rxbuf, rx_buffer_size, mode, seed, counters (event names), and the
     front-end knobs scatter, mem_regions, hugepages, flush_batch, working_set (bytes or
-    "256m"), storm_interval, storm_burst, cpus, timeout_seconds, dpdk_testpmd. An unknown
+    "256m"), storm_interval, storm_burst, cpus, backend_cpus, timeout_seconds, dpdk_testpmd. An unknown
     keyword is a TypeError, an unknown design a ValueError.
     """
     bases = load_profile(profile)["runs"] if profile is not None else [_core.RunConfig()]

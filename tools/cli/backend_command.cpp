@@ -13,6 +13,7 @@
 #include "core/backend/session.hpp"
 #include "core/base/log.hpp"
 #include "core/protocol/messages.hpp"
+#include "core/topology/cpuset.hpp"
 #include "tools/cli/command.hpp"
 #include "tools/cli/flags.hpp"
 
@@ -25,7 +26,7 @@ void Help(FILE* out) {
       "                        [--queues N] [--poll busy|adaptive[:US]|interrupt] [--once]\n"
       "                        [--record FILE [--record-limit N]]\n"
       "                        [--iotlb-max-entries N] [--peer-timeout-ms MS]\n"
-      "                        [--no-event-idx] [--no-mrg-rxbuf]\n"
+      "                        [--no-event-idx] [--no-mrg-rxbuf] [--cpus LIST]\n"
       "                        [--verbose|--quiet]\n"
       "\n"
       "Runs vhostlab's vhost-user backend (the spec's \"slave\"): a virtio-net device over split\n"
@@ -46,6 +47,9 @@ void Help(FILE* out) {
       "                  on one port); a TX packet waits for an RX buffer, it is never dropped.\n"
       "                  sink: TX only; every packet is read (through the IOTLB) and checksummed.\n"
       "  --queues N      queue pairs offered (GET_QUEUE_NUM answers N; MQ); default 1, max 64.\n"
+      "  --cpus LIST     pin worker p to the p-th CPU of LIST (wrapping): a plain list such as\n"
+      "                  2,3 keeps its order; hwloc ranges (2-5,8) and masks (0xf) are sorted.\n"
+      "                  Default: workers are not pinned.\n"
       "  --poll MODE     how workers wait for work (default adaptive:30):\n"
       "                    adaptive[:US]  keep polling the rings (and the control thread its\n"
       "                                   socket) for US microseconds after the last work, with\n"
@@ -129,6 +133,16 @@ int RunBackend(int argc, char** argv) {
         return 2;
       }
       opts.queue_pairs = static_cast<uint32_t>(n);
+    } else if (a == "--cpus") {
+      // Worker p on the p-th CPU (wrapping): a plain list keeps its order, ranges are hwloc's.
+      auto cpus = topology::ParseCpuList(value("--cpus"));
+      Status st = cpus.ok() ? topology::CheckCpusAllowed(*cpus, topology::AllowedCpus(), "--cpus")
+                            : Status(Error{"--cpus: " + cpus.error().message});
+      if (!st.ok()) {
+        std::fprintf(stderr, "vhostlab backend: %s\n", st.message().c_str());
+        return 2;
+      }
+      opts.worker_cpus = *cpus;
     } else if (a == "--poll") {
       const std::string v = value("--poll");
       if (Status st = backend::ParsePollMode(v, &opts.poll, &opts.spin_us); !st.ok()) {

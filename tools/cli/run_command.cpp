@@ -14,6 +14,7 @@
 #include "core/base/log.hpp"
 #include "core/experiment/profile.hpp"
 #include "core/experiment/run.hpp"
+#include "core/topology/cpuset.hpp"
 #include "tools/cli/command.hpp"
 #include "tools/cli/flags.hpp"
 
@@ -91,8 +92,15 @@ void Help(FILE* out) {
       "                     INVALIDATE each) and map their IOVAs again onto other guest pages,\n"
       "                     as a guest reusing freed IOVAs does. 0: no storm.\n"
       "  --storm-burst N    [256] pages per storm burst, 1..4096 (256 = Linux's flush queue).\n"
-      "  --cpus LIST        front-end queue threads' CPUs, e.g. 1 or 0,1 [automatic: from the\n"
-      "                     last CPU down, away from testpmd's CPU 0].\n"
+      "  --cpus LIST        front-end queue threads' CPUs, e.g. 1 or 0,1 or 2-5 (hwloc list\n"
+      "                     or 0x mask; queue q takes the q-th, wrapping) [automatic: from\n"
+      "                     the last core down, away from the backend's and testpmd's].\n"
+      "  --backend-cpus LIST  backend self: its workers' CPUs; dpdk: testpmd's lcores' CPU (the\n"
+      "                     first); same syntax [automatic: from the first core up when every\n"
+      "                     thread can have its own core and one is left for the control\n"
+      "                     threads; otherwise self's workers float and testpmd takes the\n"
+      "                     first CPU]. socket:PATH backends place their own threads.\n"
+      "                     Each record's context says where every thread ran (placement).\n"
       "  --timeout S        [120] bound on the whole run; it is stopped (not failed) after S.\n"
       "  --testpmd PATH     [dpdk-testpmd] the testpmd binary for --backend dpdk.\n"
       "  --counters LIST    events counted on every queue thread over the traffic window,\n"
@@ -202,12 +210,15 @@ std::string Apply(experiment::RunConfig& c, const std::string& k, const std::str
     c.timeout_seconds = s;
   } else if (k == "--testpmd")
     c.dpdk_testpmd = v;
-  else if (k == "--cpus") {
-    c.cpus.clear();
-    for (const std::string& item : SplitCommas(v)) {
-      if (!ParseU64(item.c_str(), &n)) return "--cpus takes a comma-separated list of CPUs";
-      c.cpus.push_back(static_cast<int>(n));
-    }
+  else if (k == "--cpus" || k == "--backend-cpus") {
+    // A plain list keeps its order (queue q takes the q-th); ranges and masks are hwloc's.
+    // Every CPU must be one this process may use.
+    auto parsed = topology::ParseCpuList(v);
+    if (!parsed.ok()) return k + ": " + parsed.error().message;
+    const std::vector<int>& cpus = *parsed;
+    if (Status s = topology::CheckCpusAllowed(cpus, topology::AllowedCpus(), k); !s.ok())
+      return s.message();
+    (k == "--cpus" ? c.cpus : c.backend_cpus) = cpus;
   } else if (k == "--counters") {
     c.counters.clear();
     for (const std::string& item : SplitCommas(v))
@@ -246,7 +257,14 @@ void PrintSummary(const experiment::RunRecord& r) {
       std::printf("    queue %-4u %.0f packets, %.3f Mpps, %.0f drops, %.0f verify errors\n", q,
                   r.Get("packets", q), r.Get("mpps", q), r.Get("drops", q),
                   r.Get("verify_errors", q) + r.Get("sequence_errors", q));
+    const double per_queue = r.Get("mpps_per_queue");
+    if (std::isnan(per_queue))
+      std::printf("  per queue    not measured: too few cores to scale (see the notes)\n");
+    else
+      std::printf("  per queue    %.3f Mpps (run rate / %u queue pairs)\n", per_queue,
+                  c.queue_pairs);
   }
+  std::printf("  placement    %s\n", ctx("placement").c_str());
   std::printf(
       "  iotlb        %.0f updates (%.0f answering misses), %.0f invalidations, %.0f "
       "misses received (%.0f unresolved)\n",
@@ -282,6 +300,25 @@ void PrintSummary(const experiment::RunRecord& r) {
                 ve == 0 && se == 0 ? "OK: every received byte matched" : "FAILED", ve, se);
   }
   for (const auto& n : r.notes) std::printf("  note: %s\n", n.c_str());
+}
+
+// After a sweep whose runs differ in queue pairs (profiles/mq.toml): one line per run with its
+// Mpps and the Mpps per queue pair, or why that is not a scaling figure on this machine.
+void PrintQueueScaling(const std::vector<experiment::RunRecord>& records) {
+  bool varies = false;
+  for (const auto& r : records) varies |= r.config.queue_pairs != records.front().config.queue_pairs;
+  if (!varies) return;
+  std::printf("\nqueue scaling (%s):\n  queues   Mpps      per queue\n",
+              records.front().config.profile.c_str());
+  for (const auto& r : records) {
+    const double per_queue =
+        r.config.queue_pairs > 1 ? r.Get("mpps_per_queue") : r.Get("mpps");
+    if (std::isnan(per_queue))
+      std::printf("  %-8u %-9.3f not measured: too few cores for 2 threads per queue pair\n",
+                  r.config.queue_pairs, r.Get("mpps"));
+    else
+      std::printf("  %-8u %-9.3f %.3f\n", r.config.queue_pairs, r.Get("mpps"), per_queue);
+  }
 }
 
 int RunRun(int argc, char** argv) {
@@ -336,6 +373,7 @@ int RunRun(int argc, char** argv) {
   std::atomic<bool>& stop = StopFlag();
   int status = 0;
   std::string all_json;
+  std::vector<experiment::RunRecord> records;
   for (std::size_t i = 0; i < runs.size() && !stop.load(); ++i) {
     experiment::RunConfig c = runs[i];
     c.stop = &stop;
@@ -350,7 +388,9 @@ int RunRun(int argc, char** argv) {
         rec->Get("drops") != 0 || rec->Get("packets") == 0)
       status = 1;
     all_json += (all_json.empty() ? "" : ",\n") + rec->ToJson();
+    records.push_back(std::move(*rec));
   }
+  PrintQueueScaling(records);
   if (!json.empty()) {
     std::ofstream out(json);
     out << (runs.size() > 1 ? "[\n" + all_json + "]\n" : all_json);
