@@ -15,9 +15,9 @@
 #include <cstdint>
 #include <mutex>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/base/result.hpp"
 #include "core/frontend/guest_memory.hpp"
 #include "core/frontend/session.hpp"
@@ -68,7 +68,10 @@ class Viommu final : public loadgen::IommuPort {
   const GuestMemory* memory_;
   uint64_t page_size_;
   std::mutex mu_;
-  std::unordered_map<uint64_t, Pte> table_;  // page-aligned IOVA -> entry
+  // Page-aligned IOVA -> entry. Open addressing: lazy and strict map and unmap pages for every
+  // buffer, and a node-based map would allocate for each; this one allocates only when the
+  // number of live entries reaches a new high.
+  absl::flat_hash_map<uint64_t, Pte> table_;
   ViommuStats stats_;
 };
 
