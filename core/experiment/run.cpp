@@ -380,6 +380,9 @@ Result<RunRecord> RunExperiment(const RunConfig& config) {
   fc.rx_buffer_size = config.rx_buffer_size;
   fc.packets = config.packets;
   fc.seconds = config.seconds;
+  fc.burst = config.burst;
+  fc.rate = config.rate;
+  fc.warmup_packets = config.warmup_packets;
   fc.seed = config.seed;
   fc.scatter = config.scatter == "on" || (config.scatter == "auto" && !is_dpdk);
   fc.mem_regions = config.mem_regions;
