@@ -26,8 +26,12 @@
 // guest's IOTLB traffic rides on the lab's frames. It is not built yet (no recorded front-end
 // trace carries the buffer-to-IOVA pairing it needs).
 //
-// Hot path: MapBuffer/UnmapBuffer run once per buffer; no model allocates there (window free
-// lists are fixed-capacity rings sized at SetUp).
+// Hot path: MapBuffer/UnmapBuffer run once per buffer. Fast path inline, slow path out of line
+// (as DPDK's vhost_iova_to_vva calls __vhost_iova_to_vva only with the IOMMU on): a model whose
+// buffers sit at fixed addresses (static, cold, no IOMMU) sets fixed_base_ at SetUp and is
+// answered inline with no call; only the per-buffer models (lazy, strict) are called through
+// MapPerBuffer/UnmapPerBuffer. No model allocates there (window free lists are fixed-capacity
+// rings sized at SetUp).
 #pragma once
 
 #include <cstdint>
@@ -103,9 +107,15 @@ class MappingModel {
   virtual Status SetUp(const QueueDma& q) = 0;
   virtual Status OnDeviceStarted() { return {}; }
   // The DMA address of the `len` bytes at pool offset `off`, buffer of descriptor `slot`.
-  virtual Result<uint64_t> MapBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) = 0;
+  Result<uint64_t> MapBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) {
+    if (per_buffer_) return MapPerBuffer(side, slot, off, len);
+    return fixed_base_[side] + off;
+  }
   // The device completed descriptor `slot`'s buffer.
-  virtual Status UnmapBuffer(DmaSide side, uint32_t slot) = 0;
+  Status UnmapBuffer(DmaSide side, uint32_t slot) {
+    if (per_buffer_) return UnmapPerBuffer(side, slot);
+    return {};
+  }
   virtual Status Flush() { return {}; }
   // Whether pages this model maps are pushed as UPDATEs (false: MISSes bring them in); the
   // storm's re-maps follow the same rule.
@@ -118,9 +128,18 @@ class MappingModel {
  protected:
   // Maps both rings RW (every model does: the device needs them), pushed when `push`.
   Status MapRings(const QueueDma& q, bool push);
+  // Per-buffer models only (those that set per_buffer_).
+  virtual Result<uint64_t> MapPerBuffer(DmaSide, uint32_t, uint64_t, uint32_t) {
+    return Error{"this mapping model maps no buffer on its own"};
+  }
+  virtual Status UnmapPerBuffer(DmaSide, uint32_t) { return {}; }
 
   IommuPort* iommu_;
   uint64_t maps_ = 0, unmaps_ = 0;
+  // Fixed models: buffer address = fixed_base_[side] + pool offset. Per-buffer models instead
+  // set per_buffer_ (in their constructor).
+  uint64_t fixed_base_[2] = {0, 0};
+  bool per_buffer_ = false;
 };
 
 }  // namespace vhostlab::loadgen

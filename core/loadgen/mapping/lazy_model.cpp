@@ -5,7 +5,7 @@
 
 namespace vhostlab::loadgen {
 
-Status LazyModel::UnmapBuffer(DmaSide side, uint32_t slot) {
+Status LazyModel::UnmapPerBuffer(DmaSide side, uint32_t slot) {
   ++unmaps_;
   const Window& w = held_[side][slot];
   if (Status s = iommu_->Unmap(w.iova, w.pages, false); !s.ok()) return s;

@@ -23,10 +23,10 @@ class LazyModel final : public WindowModel {
     flush_queue_.reserve(params.flush_batch);
   }
 
-  Status UnmapBuffer(DmaSide side, uint32_t slot) override;
   Status Flush() override;
 
  private:
+  Status UnmapPerBuffer(DmaSide side, uint32_t slot) override;
   Status Reclaim() override { return Flush(); }
 
   struct Deferred {

@@ -13,18 +13,12 @@ class NoIommuModel final : public MappingModel {
  public:
   NoIommuModel() : MappingModel(nullptr) {}
 
+  // Buffers are then answered inline at their GPA (fixed_base_ + off).
   Status SetUp(const QueueDma& q) override {
-    for (int side : {kRx, kTx}) base_gpa_[side] = (*q.pools[side].page_gpa)[0];
+    for (int side : {kRx, kTx}) fixed_base_[side] = (*q.pools[side].page_gpa)[0];
     return {};
   }
-  Result<uint64_t> MapBuffer(DmaSide side, uint32_t, uint64_t off, uint32_t) override {
-    return base_gpa_[side] + off;
-  }
-  Status UnmapBuffer(DmaSide, uint32_t) override { return {}; }
   bool pushes_updates() const override { return false; }
-
- private:
-  uint64_t base_gpa_[2] = {0, 0};
 };
 
 }  // namespace vhostlab::loadgen

@@ -10,7 +10,7 @@ namespace vhostlab::loadgen {
 
 Status StaticModel::SetUp(const QueueDma& q) {
   if (Status s = MapRings(q, push_); !s.ok()) return s;
-  for (int side : {kRx, kTx}) static_iova_[side] = q.pools[side].static_iova;
+  for (int side : {kRx, kTx}) fixed_base_[side] = q.pools[side].static_iova;
   const DmaPool& rx = q.pools[kRx];
   if (Status s = iommu_->Map(rx.static_iova, *rx.page_gpa, rx.perm, push_); !s.ok()) return s;
   const DmaPool& tx = q.pools[kTx];

@@ -20,11 +20,8 @@ class StaticModel : public MappingModel {
 
   StaticModel(IommuPort* iommu, const MappingParams& params) : StaticModel(iommu, params, true) {}
 
+  // Buffers are then answered inline at pool.static_iova + off (fixed_base_).
   Status SetUp(const QueueDma& q) override;
-  Result<uint64_t> MapBuffer(DmaSide side, uint32_t, uint64_t off, uint32_t) final {
-    return static_iova_[side] + off;
-  }
-  Status UnmapBuffer(DmaSide, uint32_t) final { return {}; }
   bool pushes_updates() const final { return push_; }
 
  protected:
@@ -34,7 +31,6 @@ class StaticModel : public MappingModel {
 
   MappingParams params_;
   bool push_;
-  uint64_t static_iova_[2] = {0, 0};
 };
 
 }  // namespace vhostlab::loadgen

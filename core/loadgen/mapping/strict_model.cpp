@@ -3,7 +3,7 @@
 
 namespace vhostlab::loadgen {
 
-Status StrictModel::UnmapBuffer(DmaSide side, uint32_t slot) {
+Status StrictModel::UnmapPerBuffer(DmaSide side, uint32_t slot) {
   ++unmaps_;
   const Window& w = held_[side][slot];
   if (Status s = iommu_->Unmap(w.iova, w.pages, true); !s.ok()) return s;

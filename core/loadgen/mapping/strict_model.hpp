@@ -17,7 +17,8 @@ class StrictModel final : public WindowModel {
 
   using WindowModel::WindowModel;
 
-  Status UnmapBuffer(DmaSide side, uint32_t slot) override;
+ private:
+  Status UnmapPerBuffer(DmaSide side, uint32_t slot) override;
 };
 
 }  // namespace vhostlab::loadgen

@@ -46,7 +46,7 @@ Status WindowModel::SetUp(const QueueDma& q) {
   return {};
 }
 
-Result<uint64_t> WindowModel::MapBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) {
+Result<uint64_t> WindowModel::MapPerBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) {
   if (free_[side].empty())
     if (Status s = Reclaim(); !s.ok()) return s.error();
   if (free_[side].empty()) return Error{"IOVA windows exhausted"};

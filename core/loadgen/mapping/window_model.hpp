@@ -36,10 +36,11 @@ class WindowRing {
 class WindowModel : public MappingModel {
  public:
   WindowModel(IommuPort* iommu, const MappingParams& params)
-      : MappingModel(iommu), params_(params) {}
+      : MappingModel(iommu), params_(params) {
+    per_buffer_ = true;
+  }
 
   Status SetUp(const QueueDma& q) override;
-  Result<uint64_t> MapBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) override;
   bool pushes_updates() const final { return true; }
 
  protected:
@@ -47,6 +48,7 @@ class WindowModel : public MappingModel {
     uint64_t iova = 0;
     uint64_t pages = 0;  // mapped pages (the rest of the window stays unmapped)
   };
+  Result<uint64_t> MapPerBuffer(DmaSide side, uint32_t slot, uint64_t off, uint32_t len) override;
   // Called when a side has no free window left: a model that holds windows back (lazy) gives
   // them back here.
   virtual Status Reclaim() { return {}; }
