@@ -251,6 +251,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
       tids[q].store(static_cast<int>(gettid()));
       // A working set is first toured once, untimed: the first touch of each of its pages
       // faults on both sides (~10 us each in a VM), which is set-up, not the IOTLB's cost.
+      // warmup_packets asks for more untimed packets on top (warm caches, a settled backend).
       if (uint64_t n = drivers[q]->WarmupPackets() + config.warmup_packets)
         warm[q] = runner.Warmup(stop, n);
       warmed[q].store(true);
