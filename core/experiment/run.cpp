@@ -134,6 +134,9 @@ frontend::FrontendConfig FrontendConfigFor(const RunConfig& config, const Peer& 
   fc.rx_buffer_size = config.rx_buffer_size;
   fc.packets = config.packets;
   fc.seconds = config.seconds;
+  fc.burst = config.burst;
+  fc.rate = config.rate;
+  fc.warmup_packets = config.warmup_packets;
   fc.seed = config.seed;
   fc.scatter = config.scatter == "on" || (config.scatter == "auto" && peer.ScatterByDefault());
   fc.mem_regions = config.mem_regions;

@@ -25,6 +25,11 @@ struct RunConfig {
   uint64_t page_size = 4096;       // 4096 or 2 MiB
   uint64_t packets = 0;            // per run; 0 = use `seconds`
   double seconds = 0;
+  // The front-end's traffic runner: packets per queue posted per pass at most (1..4096), a
+  // target rate in packets/s per queue (0: open loop), untimed packets per queue first.
+  uint32_t burst = 32;
+  double rate = 0;
+  uint64_t warmup_packets = 0;
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;
   uint32_t packet_size = 64;      // bytes of frame (virtio-net header excluded)

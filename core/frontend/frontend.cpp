@@ -10,7 +10,9 @@
 
 #include "core/base/log.hpp"
 #include "core/frontend/net_driver.hpp"
+#include "core/loadgen/mapping/registry.hpp"
 #include "core/loadgen/packet.hpp"
+#include "core/loadgen/traffic_runner.hpp"
 #include "core/topology/cpuset.hpp"
 
 namespace vhostlab::frontend {
@@ -61,6 +63,14 @@ Status Validate(const FrontendConfig& c) {
   if (c.packets == 0 && !(c.seconds > 0))
     return Error{"give a packet count or a duration in seconds"};
   if (c.packets && c.packets < c.queue_pairs) return Error{"fewer packets than queue pairs"};
+  if (c.burst == 0 || c.burst > 4096)
+    return Error{"burst must be 1..4096 packets, not " + std::to_string(c.burst)};
+  if (!(c.rate >= 0) || c.rate > 1e9)
+    return Error{"rate must be 0 (open loop) .. 1e9 packets/s per queue, not " +
+                 std::to_string(c.rate)};
+  if (c.warmup_packets > (1ull << 32))
+    return Error{"warm-up must be at most 2^32 packets per queue, not " +
+                 std::to_string(c.warmup_packets)};
   if (c.flush_batch == 0 || c.flush_batch > 65536)
     return Error{"flush batch must be 1..65536, not " + std::to_string(c.flush_batch)};
   // Guest memory regions start 4 GiB apart (GuestMemory), and every byte is populated.
@@ -70,7 +80,8 @@ Status Validate(const FrontendConfig& c) {
   if (c.working_set * c.queue_pairs > 4 * kMaxWorkingSet)
     return Error{"working set times queue pairs must be at most 4 GiB"};
   if (c.storm_interval) {
-    if (!c.iommu || (c.mapping != Mapping::kStatic && c.mapping != Mapping::kCold))
+    // The storm recycles pages under fixed IOVAs: models that map per buffer have none.
+    if (!c.iommu || !loadgen::DescribeMapping(c.mapping).fixed_iovas)
       return Error{"an INVALIDATE storm needs the IOMMU on and static or cold mapping"};
     if (c.storm_interval > (1ull << 32))
       return Error{"storm interval must be at most 2^32 packets, not " +
@@ -97,28 +108,6 @@ std::vector<uint32_t> FrameSizes(const FrontendConfig& config) {
 
 uint32_t MrgBufferBytes(const FrontendConfig& config) {
   return config.rx_buffer_size ? config.rx_buffer_size : kDefaultMrgBufferBytes;
-}
-
-Result<Mapping> ParseMapping(const std::string& name) {
-  if (name == "static" || name == "identity") return Mapping::kStatic;
-  if (name == "lazy") return Mapping::kLazy;
-  if (name == "strict") return Mapping::kStrict;
-  if (name == "cold") return Mapping::kCold;
-  return Error{"unknown mapping '" + name + "' (static, lazy, strict, cold)"};
-}
-
-const char* MappingName(Mapping m) {
-  switch (m) {
-    case Mapping::kStatic:
-      return "static";
-    case Mapping::kLazy:
-      return "lazy";
-    case Mapping::kStrict:
-      return "strict";
-    case Mapping::kCold:
-      return "cold";
-  }
-  return "?";
 }
 
 namespace {
@@ -183,11 +172,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
 
   std::vector<std::unique_ptr<QueueDriver>> drivers;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
-    auto d = std::make_unique<QueueDriver>(
-        config, features, q, &memory.value(), &viommu,
-        config.packets
-            ? config.packets / config.queue_pairs + (q < config.packets % config.queue_pairs)
-            : 0);
+    auto d = std::make_unique<QueueDriver>(config, features, q, &memory.value(), &viommu);
     std::vector<uint64_t> gpas;
     for (int i = 0; i < 4; ++i) gpas.push_back(memory->chunk_gpa(q * 4 + i));
     d->Build(gpas, kIovaBase + q * kIovaPerQueue);
@@ -204,9 +189,8 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
     if (Status st = s.SetVringNum(r->index, r->num); !st.ok()) return st.error();
   // The guest's mappings exist before the ring addresses do: a backend that translates rings
   // at SET_VRING_ADDR/KICK (DPDK) then finds them pushed (static) or can MISS them (cold).
-  if (config.iommu)
-    for (auto& d : drivers)
-      if (Status st = d->MapStatic(); !st.ok()) return st.error();
+  for (auto& d : drivers)
+    if (Status st = d->SetUpMappings(); !st.ok()) return st.error();
   for (DriverRing* r : rings) {
     if (Status st = s.SetVringBase(r->index, 0); !st.ok()) return st.error();
     protocol::VringAddr a{};
@@ -229,9 +213,8 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
         !st.ok())
       return st.error();
   }
-  if (config.iommu && config.mapping == Mapping::kCold)
-    for (auto& d : drivers)
-      if (Status st = d->PushUsedRings(); !st.ok()) return st.error();
+  for (auto& d : drivers)
+    if (Status st = d->OnDeviceStarted(); !st.ok()) return st.error();
   for (auto& d : drivers)
     if (Status st = d->PostAllRx(); !st.ok()) return st.error();
   if (s.negotiated().features & protocol::Bit(protocol::feature::kProtocolFeatures))
@@ -247,7 +230,17 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
   out.queues.resize(config.queue_pairs);
   std::vector<std::thread> threads;
   for (uint32_t q = 0; q < config.queue_pairs; ++q) {
-    threads.emplace_back([&, q] {
+    loadgen::TrafficSpec spec;
+    spec.packets = config.packets ? config.packets / config.queue_pairs +
+                                        (q < config.packets % config.queue_pairs)
+                                  : 0;
+    spec.seconds = config.seconds;
+    spec.burst = config.burst;
+    spec.rate_pps = config.rate;
+    spec.storm_interval = config.iommu ? config.storm_interval : 0;
+    spec.stall_seconds = config.stall_seconds;
+    threads.emplace_back([&, q, spec] {
+      loadgen::TrafficRunner<QueueDriver> runner(drivers[q].get(), spec);
       if (!config.cpus.empty())
         if (Status st = topology::BindThisThreadToCpus({config.cpus[q % config.cpus.size()]});
             !st.ok())
@@ -255,7 +248,9 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
       tids[q].store(static_cast<int>(gettid()));
       // A working set is first toured once, untimed: the first touch of each of its pages
       // faults on both sides (~10 us each in a VM), which is set-up, not the IOTLB's cost.
-      if (uint64_t n = drivers[q]->WarmupPackets()) warm[q] = drivers[q]->Warmup(stop, n);
+      // warmup_packets asks for more untimed packets on top (warm caches, a settled backend).
+      if (uint64_t n = drivers[q]->WarmupPackets() + config.warmup_packets)
+        warm[q] = runner.Warmup(stop, n);
       warmed[q].store(true);
       while (!go.load()) std::this_thread::yield();
       if (!warm[q].error.empty()) {
@@ -263,7 +258,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
         out.queues[q].error = "warm-up: " + warm[q].error;
         return;
       }
-      out.queues[q] = drivers[q]->Run(stop, &progress[q]);
+      out.queues[q] = runner.Run(stop, &progress[q]);
       // Warm-up packets are not counted, but their losses and errors are.
       out.queues[q].drops += warm[q].drops;
       out.queues[q].verify_errors += warm[q].verify_errors;

@@ -8,7 +8,7 @@
 // SET_VRING_ENABLE -> one pinned thread per queue pair sends numbered frames on its transmit queue
 // and checks every byte that comes back on its receive queue -> GET_VRING_BASE stops the rings.
 //
-// Mapping models (how the guest uses its IOMMU; see net_driver.hpp for the per-buffer part):
+// Mapping models (how the guest uses its IOMMU; one class each in core/loadgen/mapping/):
 //   static: every ring and buffer page mapped and pushed (UPDATE) before traffic;
 //   lazy:   each posted buffer gets a fresh IOVA window mapped (UPDATE) at post time; completed
 //           windows are unmapped at once but invalidated in batches (Linux's flush queue);
@@ -35,12 +35,14 @@
 #include "core/base/result.hpp"
 #include "core/frontend/session.hpp"
 #include "core/frontend/viommu.hpp"
+#include "core/loadgen/mapping/registry.hpp"
 
 namespace vhostlab::frontend {
 
-enum class Mapping { kStatic, kLazy, kStrict, kCold };
-Result<Mapping> ParseMapping(const std::string& name);
-const char* MappingName(Mapping m);
+// The mapping models live in core/loadgen/mapping/ (one class each, chosen by name there).
+using loadgen::Mapping;
+using loadgen::MappingName;
+using loadgen::ParseMapping;
 
 struct FrontendConfig {
   std::string socket_path;
@@ -66,6 +68,12 @@ struct FrontendConfig {
   uint32_t rx_buffer_size = 0;
   uint64_t packets = 0;  // total over all queue pairs; 0 = run for `seconds`
   double seconds = 0;
+  // The traffic runner (core/loadgen/traffic_runner.hpp): packets each queue posts per pass at
+  // most; a target rate in packets/s per queue (0: open loop, as fast as the ring allows); and
+  // untimed packets per queue before the start line (on top of a working set's lap).
+  uint32_t burst = 32;
+  double rate = 0;
+  uint64_t warmup_packets = 0;
   uint64_t seed = 1;
   bool scatter = true;  // IOVA-contiguous buffers over non-adjacent guest pages
   uint32_t mem_regions = 2;

@@ -403,5 +403,27 @@ TEST(FrontendBackendProcesses, JumboMixWithMappingsPerBuffer) {
   ExpectClean(*r, c, backend);
 }
 
+TEST(FrontendBackendProcesses, TrafficRunnerSettings) {
+  // A target rate, small bursts and an untimed warm-up: every packet still comes back checked,
+  // the warm-up's packets are not counted, and the schedule bounds the run's length from below.
+  BackendProcess backend(1);
+  ASSERT_TRUE(backend.ready());
+  FrontendConfig c = Config(backend.socket(), Mapping::kStrict);
+  c.packets = 2000;
+  c.rate = 20000;  // packet k no earlier than k / 20000 s after the start: the last at 100 ms
+  c.burst = 4;
+  c.warmup_packets = 300;
+  auto r = RunFrontend(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->queues[0].warmup_packets, 300u);
+  EXPECT_GE(r->queues[0].elapsed_ns, 99'000'000u);
+  ExpectClean(*r, c, backend);
+  c.burst = 0;
+  EXPECT_FALSE(RunFrontend(c).ok());
+  c.burst = 32;
+  c.rate = -1;
+  EXPECT_FALSE(RunFrontend(c).ok());
+}
+
 }  // namespace
 }  // namespace vhostlab::frontend

@@ -10,18 +10,19 @@
 #include <numeric>
 #include <random>
 
+#include "core/loadgen/mapping/registry.hpp"
 #include "core/loadgen/packet.hpp"
+#include "core/protocol/messages.hpp"
 #include "core/virtio/device_queue.hpp"
 
 namespace vhostlab::frontend {
 namespace {
 
 constexpr uint32_t kHdr = sizeof(virtio::NetHdr);
-constexpr uint32_t kBurst = 32;
-constexpr uint64_t kLossNs = 200'000'000;
 // IOVA layout inside one queue pair's area (see frontend.cpp for the areas themselves).
 constexpr uint64_t kRxPoolIova = 1ull << 32, kTxPoolIova = 2ull << 32;
-constexpr uint64_t kRxWindowIova = 4ull << 32, kTxWindowIova = 8ull << 32;
+// Per-buffer models (lazy, strict) lay their IOVA windows out from here (mapping/window_model).
+constexpr uint64_t kWindowIova = 4ull << 32;
 
 uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -194,13 +195,14 @@ void Pool::Read(uint64_t off, uint8_t* dst, uint32_t len) const {
 }
 
 QueueDriver::QueueDriver(const FrontendConfig& config, DriverFeatures features, uint32_t queue_pair,
-                         GuestMemory* memory, Viommu* viommu, uint64_t packets)
+                         GuestMemory* memory, loadgen::IommuPort* iommu)
     : config_(config),
       features_(features),
       qp_(queue_pair),
       memory_(memory),
-      viommu_(viommu),
-      packets_(packets),
+      iommu_(iommu),
+      model_(loadgen::MakeMappingModel(config.mapping, config.iommu, iommu,
+                                       {config.flush_batch, config.inject_swapped_pages})),
       frames_(config.seed, static_cast<uint16_t>(queue_pair)) {
   sizes_ = FrameSizes(config);
   max_frame_ = MaxFrame(config);
@@ -228,6 +230,7 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
   const uint64_t ps = config_.page_size;
   const bool scatter = config_.scatter && config_.iommu;  // without an IOMMU a buffer needs
                                                           // contiguous guest memory
+  iova_base_ = iova_base;
   uint64_t ring_chunk = RoundUp(DriverRing::BytesFor(config_.ring_size), ps);
   DriverRing* rings[2] = {&rx_, &tx_};
   for (int i = 0; i < 2; ++i) {
@@ -258,128 +261,38 @@ void QueueDriver::Build(const std::vector<uint64_t>& gpas, uint64_t iova_base) {
   tx_pos_.assign(config_.ring_size, 0);
   rx_pool_.static_iova = iova_base + kRxPoolIova;
   tx_pool_.static_iova = iova_base + kTxPoolIova;
-  // A buffer spans at most ceil(slot / page) + 1 pages; one more, never mapped, is a guard so
-  // no INVALIDATE range ever ends exactly where a live window starts (DPDK 22.11's
-  // cache_remove also drops an entry that starts right at iova + size).
-  win_pages_ = (std::max(rx_slot_, tx_slot_) + ps - 1) / ps + 2;
-  // Enough windows for every slot in flight plus a full flush queue.
-  uint64_t windows = 2ull * config_.ring_size + config_.flush_batch + 16;
-  rx_win_base_ = iova_base + kRxWindowIova;
-  tx_win_base_ = rx_win_base_ + RoundUp(windows * win_pages_ * ps, 1ull << 32);
-  for (uint64_t w = 0; w < windows; ++w) {
-    rx_free_windows_.push_back(w);
-    tx_free_windows_.push_back(w);
-  }
-  rx_held_.assign(config_.ring_size, Window{0, 0});
   rx_posted_.assign(config_.ring_size, false);
-  tx_held_.assign(config_.ring_size, Window{0, 0});
+  // Per-run state: sized once, so the traffic loop never allocates.
+  tx_free_.reserve(config_.ring_size);
+  tx_busy_.assign(config_.ring_size, false);
+  tx_sum_.assign(config_.sink ? config_.ring_size : 0, 0);
+  frame_.assign(kHdr + max_frame_, 0);
+  got_.assign(max_frame_, 0);
+  poison_.assign(kHdr + max_frame_, 0xA5);
+  pieces_.reserve(config_.ring_size);
 }
 
-Status QueueDriver::MapStatic() {
-  const uint64_t ps = config_.page_size;
-  const bool push = config_.mapping != Mapping::kCold;
-  for (DriverRing* r : {&rx_, &tx_}) {
-    std::vector<uint64_t> pages;
-    for (uint64_t off = 0; off < r->bytes; off += ps) pages.push_back(r->gpa + off);
-    if (Status s = viommu_->Map(r->iova, pages, protocol::kIotlbPermRw, push); !s.ok()) return s;
-  }
-  if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold) {
-    if (Status s =
-            viommu_->Map(rx_pool_.static_iova, rx_pool_.page_gpa, protocol::kIotlbPermRw, push);
-        !s.ok())
-      return s;
+Status QueueDriver::SetUpMappings() {
+  loadgen::QueueDma q;
+  q.page_size = config_.page_size;
+  q.ring_size = config_.ring_size;
+  q.max_buffer_bytes = std::max(rx_slot_, tx_slot_);
+  q.window_area = iova_base_ + kWindowIova;
+  for (int side : {loadgen::kRx, loadgen::kTx}) {
+    const DriverRing& r = side == loadgen::kRx ? rx_ : tx_;
+    q.rings[side] = {r.iova, r.gpa, r.bytes, r.used_off};
+    const Pool& pool = side == loadgen::kRx ? rx_pool_ : tx_pool_;
     // Transmit buffers are only read by the device: RO, like a DMA_TO_DEVICE mapping.
-    std::vector<uint64_t> tx_pages = tx_pool_.page_gpa;
-    if (config_.inject_swapped_pages && tx_pages.size() >= 2) std::swap(tx_pages[0], tx_pages[1]);
-    if (Status s = viommu_->Map(tx_pool_.static_iova, tx_pages, protocol::kIotlbPermRo, push);
-        !s.ok())
-      return s;
+    q.pools[side] = {&pool.page_gpa, pool.static_iova,
+                     side == loadgen::kRx ? protocol::kIotlbPermRw : protocol::kIotlbPermRo};
   }
-  return {};
-}
-
-Status QueueDriver::PushUsedRings() {
-  for (DriverRing* r : {&rx_, &tx_})
-    if (Status s = viommu_->Push(r->iova + r->used_off); !s.ok()) return s;
-  return {};
-}
-
-Result<uint64_t> QueueDriver::DmaMap(Pool& pool, uint64_t window_base,
-                                     std::deque<uint64_t>& free_windows, uint64_t off, uint32_t len,
-                                     uint8_t perm, Window* held) {
-  if (!config_.iommu) return pool.page_gpa[0] + off;  // identity pool: contiguous guest memory
-  if (config_.mapping == Mapping::kStatic || config_.mapping == Mapping::kCold)
-    return pool.static_iova + off;
-  const uint64_t ps = config_.page_size;
-  if (free_windows.empty() && config_.mapping == Mapping::kLazy)
-    if (Status s = FlushLazy(); !s.ok()) return s.error();
-  if (free_windows.empty()) return Error{"IOVA windows exhausted"};
-  uint64_t w = free_windows.front();
-  free_windows.pop_front();
-  uint64_t first = off / ps, last = (off + len - 1) / ps;
-  held->iova = window_base + w * win_pages_ * ps;
-  held->pages = last - first + 1;
-  if (Status s = viommu_->Map(held->iova,
-                              std::span<const uint64_t>(pool.page_gpa.data() + first, held->pages),
-                              perm, true);
-      !s.ok())
-    return s.error();
-  ++result_.maps;
-  return held->iova + off % ps;
-}
-
-Status QueueDriver::DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows) {
-  if (!config_.iommu || (config_.mapping != Mapping::kLazy && config_.mapping != Mapping::kStrict))
-    return {};
-  ++result_.unmaps;
-  const bool strict = config_.mapping == Mapping::kStrict;
-  if (Status s = viommu_->Unmap(w.iova, w.pages, strict); !s.ok()) return s;
-  if (strict) {
-    uint64_t base = &free_windows == &rx_free_windows_ ? rx_win_base_ : tx_win_base_;
-    free_windows.push_back((w.iova - base) / (win_pages_ * config_.page_size));
-    return {};
-  }
-  flush_queue_.push_back({w, &free_windows == &rx_free_windows_});
-  if (flush_queue_.size() >= config_.flush_batch) return FlushLazy();
-  return {};
-}
-
-Status QueueDriver::FlushLazy() {
-  if (flush_queue_.empty()) return {};
-  const uint64_t ps = config_.page_size;
-  std::sort(flush_queue_.begin(), flush_queue_.end(),
-            [](const Deferred& a, const Deferred& b) { return a.w.iova < b.w.iova; });
-  // One INVALIDATE per run of adjacent freed windows, from the first window's start to the
-  // last one's mapped end: the unmapped tails and guard pages in between hold nothing, so the
-  // range covers no live window, and windows handed out in FIFO order come back as long runs.
-  const uint64_t stride = win_pages_ * ps;
-  std::size_t i = 0;
-  while (i < flush_queue_.size()) {
-    uint64_t start = flush_queue_[i].w.iova;
-    uint64_t end = start + flush_queue_[i].w.pages * ps;
-    std::size_t j = i + 1;
-    while (j < flush_queue_.size() &&
-           flush_queue_[j].w.iova == flush_queue_[j - 1].w.iova + stride &&
-           flush_queue_[j].rx == flush_queue_[i].rx) {
-      end = flush_queue_[j].w.iova + flush_queue_[j].w.pages * ps;
-      ++j;
-    }
-    if (Status s = viommu_->Invalidate(start, end - start); !s.ok()) return s;
-    i = j;
-  }
-  for (const Deferred& d : flush_queue_) {
-    uint64_t base = d.rx ? rx_win_base_ : tx_win_base_;
-    (d.rx ? rx_free_windows_ : tx_free_windows_).push_back((d.w.iova - base) / (win_pages_ * ps));
-  }
-  flush_queue_.clear();
-  return {};
+  return model_->SetUp(q);
 }
 
 Status QueueDriver::PostRx(uint16_t slot) {
   rx_pos_[slot] = rx_place_.Take(slot);
   Result<uint64_t> addr =
-      DmaMap(rx_pool_, rx_win_base_, rx_free_windows_, rx_place_.Offset(rx_pos_[slot]), rx_buf_len_,
-             protocol::kIotlbPermRw, &rx_held_[slot]);
+      model_->MapBuffer(loadgen::kRx, slot, rx_place_.Offset(rx_pos_[slot]), rx_buf_len_);
   if (!addr.ok()) return addr.error();
   rx_.desc[slot] = virtio::Desc{*addr, rx_buf_len_, virtio::kDescFWrite, 0};
   rx_.avail->ring[rx_.avail_idx % rx_.num] = slot;
@@ -389,13 +302,17 @@ Status QueueDriver::PostRx(uint16_t slot) {
 }
 
 Status QueueDriver::StormBurst() {
+  const uint64_t t0 = NowNs();
   const uint64_t ps = config_.page_size;
   struct Victim {
     Pool* pool;
     uint64_t page;
     uint8_t perm;
   };
+  // At most storm_burst victims; a burst happens every storm_interval packets at most, so this
+  // one allocation is per burst, never per packet.
   std::vector<Victim> victims;
+  victims.reserve(config_.storm_burst);
   // Half of the burst from each pool (the receive pool takes the odd page); a pool with fewer
   // idle pages gives what it has.
   for (int side = 0; side < 2; ++side) {
@@ -413,20 +330,21 @@ Status QueueDriver::StormBurst() {
     }
   }
   // The flush first (each INVALIDATE acked: after it the device may not use the page), then
-  // the IOVAs are reused for other guest pages.
+  // the IOVAs are reused for other guest pages, pushed as the model pushes its mappings.
   const bool silent = config_.inject_silent_storm;
   for (const Victim& v : victims)
-    if (Status s = viommu_->Unmap(v.pool->static_iova + v.page * ps, 1, !silent); !s.ok()) return s;
-  const bool push = config_.mapping != Mapping::kCold && !silent;
+    if (Status s = iommu_->Unmap(v.pool->static_iova + v.page * ps, 1, !silent); !s.ok()) return s;
+  const bool push = model_->pushes_updates() && !silent;
   for (const Victim& v : victims) {
     const uint64_t gpa = v.pool->SwapWithSpare(*memory_, v.page);
-    if (Status s = viommu_->Map(v.pool->static_iova + v.page * ps,
-                                std::span<const uint64_t>(&gpa, 1), v.perm, push);
+    if (Status s = iommu_->Map(v.pool->static_iova + v.page * ps,
+                               std::span<const uint64_t>(&gpa, 1), v.perm, push);
         !s.ok())
       return s;
   }
   ++result_.storm_bursts;
   result_.storm_pages += victims.size();
+  result_.storm_ns += NowNs() - t0;
   return {};
 }
 
@@ -435,16 +353,11 @@ uint64_t QueueDriver::WarmupPackets() const {
   return std::max(rx_place_.positions(), tx_place_.positions());
 }
 
-QueueResult QueueDriver::Warmup(const std::atomic<bool>& stop, uint64_t packets) {
-  const uint64_t timed = packets_;
-  packets_ = packets;
-  warming_ = true;
-  QueueResult warm = Run(stop, nullptr);
-  warming_ = false;
-  packets_ = timed;
+void QueueDriver::ResetCounts() {
   result_ = QueueResult{};
   result_.queue_pair = qp_;
-  return warm;
+  maps_base_ = model_->maps();
+  unmaps_base_ = model_->unmaps();
 }
 
 Status QueueDriver::PostAllRx() {
@@ -478,257 +391,187 @@ uint64_t TakeEventfdCount(int fd) {
   return read(fd, &v, sizeof(v)) == sizeof(v) ? v : 0;
 }
 
-QueueResult QueueDriver::Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress) {
+void QueueDriver::BeginRun() {
   const uint32_t num = config_.ring_size;
-  const uint64_t stall_ns = static_cast<uint64_t>(config_.stall_seconds * 1e9);
-  std::vector<uint16_t> tx_free;
-  for (uint32_t i = num; i-- > 0;) tx_free.push_back(static_cast<uint16_t>(i));
-  std::vector<bool> tx_busy(num, false);
-  std::vector<uint64_t> tx_sum(config_.sink ? num : 0);  // sink: byte sum of the frame in slot
-  std::vector<uint8_t> frame(kHdr + max_frame_), got(max_frame_);
-  // Written over every received buffer's bytes before it is posted again, so a device that
-  // reports a length without writing is caught.
-  const std::vector<uint8_t> poison(kHdr + max_frame_, 0xA5);
-  struct Piece {
-    uint16_t id;
-    uint32_t begin, end;  // bytes of the buffer the frame used
-  };
-  std::vector<Piece> pieces;          // the buffers one received frame arrived in
-  uint64_t tx_seq = 0, next_seq = 0;  // sent; accounted for (received or declared lost)
-  // Receive buffers the packets in flight need (sum of BuffersFor over [next_seq, tx_seq)).
-  uint64_t rx_need = 0;
-  // Packets [next_seq, upto) are accounted for: their buffers are no longer needed.
-  auto account = [&](uint64_t upto) {
-    for (uint64_t q = next_seq; q < upto; ++q) rx_need -= BuffersFor(q);
-    next_seq = upto;
-  };
+  tx_free_.clear();
+  for (uint32_t i = num; i-- > 0;) tx_free_.push_back(static_cast<uint16_t>(i));
+  tx_busy_.assign(num, false);
+  tx_seq_ = next_seq_ = rx_need_ = 0;
   // Signals before the run (set-up, an earlier warm-up) are not this run's.
   TakeEventfdCount(rx_.call.get());
   TakeEventfdCount(tx_.call.get());
-  uint64_t target = packets_;  // 0 until posting stops in timed mode
-  bool posting = true;
-  const uint64_t start = NowNs();
-  const uint64_t deadline =
-      config_.seconds > 0 ? start + static_cast<uint64_t>(config_.seconds * 1e9) : 0;
-  uint64_t last_progress = start;
-  const bool storm = config_.iommu && config_.storm_interval > 0 && !warming_;
-  uint64_t next_storm = config_.storm_interval;
-  auto fail = [&](std::string why) { result_.error = std::move(why); };
+}
 
-  while (result_.error.empty()) {
-    bool progressed = false;
-    // Transmit completions: the device has read these buffers.
-    uint16_t used_idx = __atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE);
-    while (tx_.last_used != used_idx) {
-      virtio::UsedElem e = tx_.used->ring[tx_.last_used % num];
-      ++tx_.last_used;
-      if (e.id >= num || !tx_busy[e.id]) {
-        fail("device returned transmit descriptor id " + std::to_string(e.id) +
+bool QueueDriver::ReapTxUpTo(uint16_t used_idx, bool in_traffic) {
+  const uint32_t num = config_.ring_size;
+  bool any = false;
+  while (tx_.last_used != used_idx) {
+    const virtio::UsedElem e = tx_.used->ring[tx_.last_used % num];
+    ++tx_.last_used;
+    if (e.id >= num || !tx_busy_[e.id]) {
+      if (in_traffic)
+        Fail("device returned transmit descriptor id " + std::to_string(e.id) +
              " that is not in flight");
-        break;
-      }
-      tx_busy[e.id] = false;
-      tx_place_.Release(tx_pos_[e.id]);
-      if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
-      tx_free.push_back(static_cast<uint16_t>(e.id));
-      progressed = true;
-      if (config_.sink) {
-        // Sink devices complete in order of consumption; every completion is one packet.
-        ++result_.sink_packets;
-        result_.sent_byte_sum += tx_sum[e.id];
-        account(next_seq + 1);
-      }
+      break;
     }
-    // Receive completions: unmap first (strict: the INVALIDATE is acked before the CPU reads,
-    // as dma_unmap does), check every byte, re-post the buffers at once. A frame arrives in one
-    // used entry, or with MRG_RXBUF in num_buffers consecutive ones (published together).
-    used_idx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
-    uint32_t reposted = 0;
-    while (result_.error.empty() && rx_.last_used != used_idx) {
-      const uint16_t ready = static_cast<uint16_t>(used_idx - rx_.last_used);
-      const virtio::UsedElem head = rx_.used->ring[rx_.last_used % num];
-      if (head.id >= num || !rx_posted_[head.id]) {
-        fail("device returned receive descriptor id " + std::to_string(head.id) +
+    tx_busy_[e.id] = false;
+    tx_place_.Release(tx_pos_[e.id]);
+    if (Status s = model_->UnmapBuffer(loadgen::kTx, e.id); !s.ok()) Fail(s.message());
+    tx_free_.push_back(static_cast<uint16_t>(e.id));
+    any = true;
+    if (config_.sink) {
+      // Sink devices complete in order of consumption; every completion is one packet.
+      ++result_.sink_packets;
+      result_.sent_byte_sum += tx_sum_[e.id];
+      // In traffic the packet is accounted for; the final drain only releases buffers.
+      if (in_traffic) Account(next_seq_ + 1);
+    }
+  }
+  return any;
+}
+
+bool QueueDriver::ReapRx() {
+  // Unmap first (strict: the INVALIDATE is acked before the CPU reads, as dma_unmap does),
+  // check every byte, re-post the buffers at once. A frame arrives in one used entry, or with
+  // MRG_RXBUF in num_buffers consecutive ones (published together).
+  const uint32_t num = config_.ring_size;
+  const uint16_t used_idx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
+  bool progressed = false;
+  uint32_t reposted = 0;
+  while (!failed() && rx_.last_used != used_idx) {
+    const uint16_t ready = static_cast<uint16_t>(used_idx - rx_.last_used);
+    const virtio::UsedElem head = rx_.used->ring[rx_.last_used % num];
+    if (head.id >= num || !rx_posted_[head.id]) {
+      Fail("device returned receive descriptor id " + std::to_string(head.id) +
+           " that is not posted");
+      break;
+    }
+    uint32_t buffers = 1;
+    if (features_.mrg_rxbuf && head.len >= kHdr) {
+      virtio::NetHdr hdr;
+      rx_pool_.Read(rx_place_.Offset(rx_pos_[head.id]), reinterpret_cast<uint8_t*>(&hdr), kHdr);
+      // num_buffers 0 or past the ring is a device bug: the frame is checked as one buffer.
+      if (hdr.num_buffers > 1 && hdr.num_buffers <= num) buffers = hdr.num_buffers;
+    }
+    if (buffers > ready) break;  // the rest of the frame is not published yet
+    progressed = true;
+    // Gather the frame (header only in the first buffer) after unmapping every buffer.
+    pieces_.clear();
+    uint32_t got_len = 0;
+    bool bad_len = false;
+    for (uint32_t k = 0; k < buffers; ++k) {
+      const virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
+      ++rx_.last_used;
+      if (e.id >= num || !rx_posted_[e.id]) {
+        Fail("device returned receive descriptor id " + std::to_string(e.id) +
              " that is not posted");
         break;
       }
-      uint32_t buffers = 1;
-      if (features_.mrg_rxbuf && head.len >= kHdr) {
-        virtio::NetHdr hdr;
-        rx_pool_.Read(rx_place_.Offset(rx_pos_[head.id]), reinterpret_cast<uint8_t*>(&hdr), kHdr);
-        // num_buffers 0 or past the ring is a device bug: the frame is checked as one buffer.
-        if (hdr.num_buffers > 1 && hdr.num_buffers <= num) buffers = hdr.num_buffers;
-      }
-      if (buffers > ready) break;  // the rest of the frame is not published yet
-      progressed = true;
-      // Gather the frame (header only in the first buffer) after unmapping every buffer.
-      pieces.clear();
-      uint32_t got_len = 0;
-      bool bad_len = false;
-      for (uint32_t k = 0; k < buffers; ++k) {
-        const virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
-        ++rx_.last_used;
-        if (e.id >= num || !rx_posted_[e.id]) {
-          fail("device returned receive descriptor id " + std::to_string(e.id) +
-               " that is not posted");
-          break;
-        }
-        rx_posted_[e.id] = false;
-        const uint64_t rx_off = rx_place_.Offset(rx_pos_[e.id]);
-        rx_place_.Release(rx_pos_[e.id]);
-        if (Status s = DmaUnmap(rx_held_[e.id], rx_free_windows_); !s.ok()) {
-          fail(s.message());
-          break;
-        }
-        const uint32_t skip = k == 0 ? kHdr : 0;
-        if (e.len < skip || e.len > rx_buf_len_ || got_len + (e.len - skip) > max_frame_) {
-          bad_len = true;
-          pieces.push_back({static_cast<uint16_t>(e.id), 0,
-                            skip + std::min(rx_buf_len_ - skip, max_frame_)});
-          continue;
-        }
-        // With MRG_RXBUF the header's num_buffers is poisoned too (0xA5A5: more than a ring).
-        pieces.push_back({static_cast<uint16_t>(e.id), features_.mrg_rxbuf ? 0 : skip, e.len});
-        rx_pool_.Read(rx_off + skip, got.data() + got_len, e.len - skip);
-        got_len += e.len - skip;
-      }
-      if (!result_.error.empty()) break;
-      uint64_t seq = 0;
-      if (bad_len || !loadgen::FrameSeq(got.data(), got_len, &seq) || seq >= tx_seq) {
-        ++result_.verify_errors;
-      } else if (seq < next_seq) {
-        ++result_.sequence_errors;
-      } else {
-        result_.drops += seq - next_seq;
-        account(seq + 1);
-        const uint32_t size = sizes_[seq % sizes_.size()];
-        if (got_len != size) {
-          ++result_.verify_errors;
-        } else {
-          if (!frames_.Matches(got.data(), size, seq)) {
-            ++result_.verify_errors;
-          } else {
-            ++result_.rx_packets;
-            result_.rx_bytes += size;
-            result_.rx_buffers += buffers;
-          }
-        }
-      }
-      for (const Piece& p : pieces) {
-        rx_pool_.Write(rx_place_.Offset(rx_pos_[p.id]) + p.begin, poison.data(), p.end - p.begin);
-        if (Status s = PostRx(p.id); !s.ok()) {
-          fail(s.message());
-          break;
-        }
-        ++reposted;
-      }
-    }
-    if (reposted) {
-      __atomic_store_n(&rx_.avail->idx, rx_.avail_idx, __ATOMIC_RELEASE);
-      Kick(rx_);
-    }
-    if (!result_.error.empty()) break;
-
-    if (posting && (stop.load(std::memory_order_relaxed) || (deadline && NowNs() >= deadline))) {
-      posting = false;
-      target = tx_seq;
-    }
-    uint32_t posted = 0;
-    while (posting && posted < kBurst && !tx_free.empty() && tx_seq - next_seq < num &&
-           rx_need + BuffersFor(tx_seq) <= num && (packets_ == 0 || tx_seq < packets_)) {
-      const uint32_t size = sizes_[tx_seq % sizes_.size()];
-      rx_need += BuffersFor(tx_seq);
-      uint16_t slot = tx_free.back();
-      tx_free.pop_back();
-      std::memset(frame.data(), 0, kHdr);
-      frames_.Fill(frame.data() + kHdr, size, tx_seq);
-      if (config_.sink) {
-        uint64_t sum = 0;
-        for (uint32_t b = 0; b < size; ++b) sum += frame[kHdr + b];
-        tx_sum[slot] = sum;
-      }
-      tx_pos_[slot] = tx_place_.Take(slot);
-      uint64_t off = tx_place_.Offset(tx_pos_[slot]);
-      tx_pool_.Write(off, frame.data(), kHdr + size);
-      Result<uint64_t> addr = DmaMap(tx_pool_, tx_win_base_, tx_free_windows_, off, kHdr + size,
-                                     protocol::kIotlbPermRo, &tx_held_[slot]);
-      if (!addr.ok()) {
-        fail(addr.error().message);
+      rx_posted_[e.id] = false;
+      const uint64_t rx_off = rx_place_.Offset(rx_pos_[e.id]);
+      rx_place_.Release(rx_pos_[e.id]);
+      if (Status s = model_->UnmapBuffer(loadgen::kRx, e.id); !s.ok()) {
+        Fail(s.message());
         break;
       }
-      tx_.desc[slot] = virtio::Desc{*addr, kHdr + size, 0, 0};
-      tx_.avail->ring[tx_.avail_idx % num] = slot;
-      ++tx_.avail_idx;
-      tx_busy[slot] = true;
-      ++tx_seq;
-      ++posted;
-    }
-    if (posted) {
-      __atomic_store_n(&tx_.avail->idx, tx_.avail_idx, __ATOMIC_RELEASE);
-      Kick(tx_);
-      progressed = true;
-    }
-    // The storm runs while the packets just posted are in flight: the device translates while
-    // the INVALIDATEs wait for their acks.
-    if (storm && tx_seq >= next_storm) {
-      next_storm = tx_seq + config_.storm_interval;
-      const uint64_t t0 = NowNs();
-      if (Status s = StormBurst(); !s.ok()) {
-        fail("storm: " + s.message());
-        break;
-      }
-      result_.storm_ns += NowNs() - t0;
-    }
-    if (progress) progress->store(next_seq, std::memory_order_relaxed);
-    if (target && next_seq >= target) break;
-    if (progressed) {
-      last_progress = 0;
-    } else {
-      uint64_t now = NowNs();
-      if (last_progress == 0) last_progress = now;
-      // The device has consumed every transmitted packet, yet some never came back and nothing
-      // moved for kLossNs: it dropped them (DPDK drops a packet whose buffer misses in its
-      // IOTLB). Count them and go on, so drops cannot shrink the in-flight window to nothing.
-      if (tx_seq != next_seq && tx_free.size() == num && now - last_progress > kLossNs) {
-        result_.drops += tx_seq - next_seq;
-        account(tx_seq);
-        last_progress = 0;
+      const uint32_t skip = k == 0 ? kHdr : 0;
+      if (e.len < skip || e.len > rx_buf_len_ || got_len + (e.len - skip) > max_frame_) {
+        bad_len = true;
+        pieces_.push_back({static_cast<uint16_t>(e.id), 0,
+                           skip + std::min(rx_buf_len_ - skip, max_frame_)});
         continue;
       }
-      if (now - last_progress > stall_ns) {
-        result_.drops += tx_seq - next_seq;
-        fail("no progress for " + std::to_string(config_.stall_seconds) + " s with " +
-             std::to_string(tx_seq - next_seq) + " packets outstanding");
-        account(tx_seq);
+      // With MRG_RXBUF the header's num_buffers is poisoned too (0xA5A5: more than a ring).
+      pieces_.push_back({static_cast<uint16_t>(e.id), features_.mrg_rxbuf ? 0 : skip, e.len});
+      rx_pool_.Read(rx_off + skip, got_.data() + got_len, e.len - skip);
+      got_len += e.len - skip;
+    }
+    if (failed()) break;
+    uint64_t seq = 0;
+    if (bad_len || !loadgen::FrameSeq(got_.data(), got_len, &seq) || seq >= tx_seq_) {
+      ++result_.verify_errors;
+    } else if (seq < next_seq_) {
+      ++result_.sequence_errors;
+    } else {
+      result_.drops += seq - next_seq_;
+      Account(seq + 1);
+      const uint32_t size = sizes_[seq % sizes_.size()];
+      if (got_len != size || !frames_.Matches(got_.data(), size, seq)) {
+        ++result_.verify_errors;
+      } else {
+        ++result_.rx_packets;
+        result_.rx_bytes += size;
+        result_.rx_buffers += buffers;
       }
     }
+    for (const Piece& p : pieces_) {
+      rx_pool_.Write(rx_place_.Offset(rx_pos_[p.id]) + p.begin, poison_.data(), p.end - p.begin);
+      if (Status s = PostRx(p.id); !s.ok()) {
+        Fail(s.message());
+        break;
+      }
+      ++reposted;
+    }
   }
+  if (reposted) {
+    __atomic_store_n(&rx_.avail->idx, rx_.avail_idx, __ATOMIC_RELEASE);
+    Kick(rx_);
+  }
+  return progressed;
+}
+
+uint32_t QueueDriver::PostTx(uint32_t max, uint64_t limit) {
+  const uint32_t num = config_.ring_size;
+  uint32_t posted = 0;
+  while (posted < max && !tx_free_.empty() && tx_seq_ - next_seq_ < num &&
+         rx_need_ + BuffersFor(tx_seq_) <= num && (limit == 0 || tx_seq_ < limit)) {
+    const uint32_t size = sizes_[tx_seq_ % sizes_.size()];
+    rx_need_ += BuffersFor(tx_seq_);
+    const uint16_t slot = tx_free_.back();
+    tx_free_.pop_back();
+    std::memset(frame_.data(), 0, kHdr);
+    frames_.Fill(frame_.data() + kHdr, size, tx_seq_);
+    if (config_.sink) {
+      uint64_t sum = 0;
+      for (uint32_t b = 0; b < size; ++b) sum += frame_[kHdr + b];
+      tx_sum_[slot] = sum;
+    }
+    tx_pos_[slot] = tx_place_.Take(slot);
+    const uint64_t off = tx_place_.Offset(tx_pos_[slot]);
+    tx_pool_.Write(off, frame_.data(), kHdr + size);
+    Result<uint64_t> addr = model_->MapBuffer(loadgen::kTx, slot, off, kHdr + size);
+    if (!addr.ok()) {
+      Fail(addr.error().message);
+      break;
+    }
+    tx_.desc[slot] = virtio::Desc{*addr, kHdr + size, 0, 0};
+    tx_.avail->ring[tx_.avail_idx % num] = slot;
+    ++tx_.avail_idx;
+    tx_busy_[slot] = true;
+    ++tx_seq_;
+    ++posted;
+  }
+  if (posted) {
+    __atomic_store_n(&tx_.avail->idx, tx_.avail_idx, __ATOMIC_RELEASE);
+    Kick(tx_);
+  }
+  return posted;
+}
+
+QueueResult QueueDriver::EndRun(uint64_t start_ns) {
   result_.end_ns = NowNs();
-  result_.elapsed_ns = result_.end_ns - start;
+  result_.elapsed_ns = result_.end_ns - start_ns;
   result_.interrupts = TakeEventfdCount(rx_.call.get()) + TakeEventfdCount(tx_.call.get());
-  result_.tx_packets = tx_seq;
-  if (progress) progress->store(next_seq, std::memory_order_relaxed);
-  // Bounded drain of transmit completions so lazy/strict windows are released, then the last
-  // lazy flush: the run ends with nothing mapped that the guest no longer uses.
+  result_.tx_packets = tx_seq_;
+  // Bounded drain of transmit completions so per-buffer windows are released, then the model's
+  // last flush: the run ends with nothing mapped that the guest no longer uses.
   const uint64_t drain_end = NowNs() + 1'000'000'000ull;
-  while (result_.error.empty() && tx_free.size() < num && NowNs() < drain_end) {
-    uint16_t used_idx = __atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE);
-    while (tx_.last_used != used_idx) {
-      virtio::UsedElem e = tx_.used->ring[tx_.last_used % num];
-      ++tx_.last_used;
-      if (e.id >= num || !tx_busy[e.id]) break;
-      tx_busy[e.id] = false;
-      tx_place_.Release(tx_pos_[e.id]);
-      if (config_.sink) {
-        ++result_.sink_packets;
-        result_.sent_byte_sum += tx_sum[e.id];
-      }
-      if (Status s = DmaUnmap(tx_held_[e.id], tx_free_windows_); !s.ok()) fail(s.message());
-      tx_free.push_back(static_cast<uint16_t>(e.id));
-    }
-  }
-  if (config_.iommu && config_.mapping == Mapping::kLazy && result_.error.empty())
-    if (Status s = FlushLazy(); !s.ok()) fail(s.message());
+  while (!failed() && !tx_all_complete() && NowNs() < drain_end)
+    ReapTxUpTo(__atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE), false);
+  if (!failed())
+    if (Status s = model_->Flush(); !s.ok()) Fail(s.message());
+  result_.maps = model_->maps() - maps_base_;
+  result_.unmaps = model_->unmaps() - unmaps_base_;
   return result_;
 }
 

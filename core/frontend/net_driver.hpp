@@ -23,9 +23,11 @@
 // in the mix (plus the 12-byte header) and equal FillFrame(seed, queue, seq) byte for byte;
 // seqs must arrive in order (both our loopback and testpmd's io forwarding keep per-queue FIFO
 // order). A seq gap counts the skipped packets as drops; a repeated or older seq is a sequence
-// error. When the device has completed every transmit buffer but packets stay missing for
-// 200 ms, they are counted as drops and traffic goes on; no progress at all for stall_seconds
-// ends the queue.
+// error. Packets that never come back are declared lost by the traffic runner
+// (core/loadgen/traffic_runner.hpp: its loss and stall rules).
+//
+// DMA addresses come from the queue pair's mapping model (core/loadgen/mapping_model.hpp):
+// this file never asks which model it runs.
 //
 // MRG_RXBUF (when negotiated): receive buffers are rx_buffer_size bytes; a frame arrives in
 // num_buffers (first buffer's header) consecutive used entries, the header only in the first.
@@ -41,14 +43,15 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "core/base/result.hpp"
 #include "core/base/unique_fd.hpp"
 #include "core/frontend/frontend.hpp"
 #include "core/frontend/guest_memory.hpp"
-#include "core/frontend/viommu.hpp"
+#include "core/loadgen/mapping_model.hpp"
 #include "core/loadgen/packet.hpp"
 #include "core/virtio/split_ring.hpp"
 
@@ -136,10 +139,12 @@ struct DriverFeatures {
   bool mrg_rxbuf = false;
 };
 
+// The ring mechanics and the checks of one queue pair; loadgen::TrafficRunner decides what to
+// send and when, and the queue pair's loadgen::MappingModel gives every buffer its DMA address.
 class QueueDriver {
  public:
   QueueDriver(const FrontendConfig& config, DriverFeatures features, uint32_t queue_pair,
-              GuestMemory* memory, Viommu* viommu, uint64_t packets);
+              GuestMemory* memory, loadgen::IommuPort* iommu);
 
   // Chunks this queue pair needs from guest memory, in this order: rx ring, tx ring, rx pool,
   // tx pool.
@@ -148,38 +153,54 @@ class QueueDriver {
   void Build(const std::vector<uint64_t>& chunk_gpas, uint64_t iova_base);
   DriverRing& rx() { return rx_; }
   DriverRing& tx() { return tx_; }
-  // Installs the guest's IOMMU mappings for rings and (static, cold) pools; pushes them as
-  // UPDATEs unless the mapping is cold.
-  Status MapStatic();
-  // Cold mapping: pushes each ring's used page unasked, as QEMU does when a device starts.
-  Status PushUsedRings();
+  // The guest's IOMMU mappings the model installs up front (rings, and pools for models with
+  // fixed IOVAs), before the ring addresses are given to the device.
+  Status SetUpMappings();
+  // After the rings were given to the device (cold: each used ring page pushed unasked).
+  Status OnDeviceStarted() { return model_->OnDeviceStarted(); }
   // Posts every receive buffer (before the rings are enabled).
   Status PostAllRx();
-  // The traffic loop; returns when all packets are accounted for, stop is set, or it stalls.
-  QueueResult Run(const std::atomic<bool>& stop, std::atomic<uint64_t>* progress);
   // Packets of one lap over every buffer position of both pools (0 without a working set): the
   // warm-up that faults every page of the working set in on both sides before timing starts.
   uint64_t WarmupPackets() const;
-  // Runs `packets` packets untimed and without storms, then resets the counts so Run starts
-  // afresh; the warm-up's own result (drops and verify errors count against the run) is
-  // returned.
-  QueueResult Warmup(const std::atomic<bool>& stop, uint64_t packets);
 
- private:
-  struct Window {
-    uint64_t iova;
-    uint64_t pages;
-  };
-  // DMA address of `len` bytes at pool offset `off`: GPA (IOMMU off), static IOVA, or a fresh
-  // window (lazy, strict) that it maps and records in `held`.
-  Result<uint64_t> DmaMap(Pool& pool, uint64_t window_base, std::deque<uint64_t>& free_windows,
-                          uint64_t off, uint32_t len, uint8_t perm, Window* held);
-  Status DmaUnmap(const Window& w, std::deque<uint64_t>& free_windows);
-  Status FlushLazy();
-  Status PostRx(uint16_t slot);
+  // The ring mechanics a loadgen::TrafficRunner drives (see traffic_runner.hpp).
+  void BeginRun();
+  // Transmit completions: the device has read these buffers. True when any completed.
+  bool ReapTx() { return ReapTxUpTo(__atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE), true); }
+  // Receive completions: unmapped, checked byte for byte, re-posted at once (one kick).
+  bool ReapRx();
+  // Posts up to `max` packets, as flow control allows (seq < limit unless 0); one kick.
+  uint32_t PostTx(uint32_t max, uint64_t limit);
+  uint64_t sent() const { return tx_seq_; }
+  uint64_t accounted() const { return next_seq_; }
+  bool tx_all_complete() const { return tx_free_.size() == config_.ring_size; }
+  void DeclareLost() {
+    result_.drops += tx_seq_ - next_seq_;
+    Account(tx_seq_);
+  }
   // One storm burst: storm_burst idle pages invalidated, then mapped onto spare guest pages.
   Status StormBurst();
+  bool failed() const { return !result_.error.empty(); }
+  void Fail(std::string why) { result_.error = std::move(why); }
+  // Closes a run that started at `start_ns`: times and counts, a bounded drain of transmit
+  // completions (so per-buffer windows are released), the model's last flush.
+  QueueResult EndRun(uint64_t start_ns);
+  // The counts restart (after the warm-up).
+  void ResetCounts();
+
+ private:
+  Status PostRx(uint16_t slot);
   void Kick(DriverRing& ring);
+  // The one transmit-completion path, for traffic and for the final drain. `in_traffic`: an id
+  // not in flight fails the queue and a sink completion accounts its packet; in the drain,
+  // reaping just stops at such an id and only releases buffers.
+  bool ReapTxUpTo(uint16_t used_idx, bool in_traffic);
+  // Packets [next_seq_, upto) are accounted for: their receive buffers are no longer needed.
+  void Account(uint64_t upto) {
+    for (uint64_t q = next_seq_; q < upto; ++q) rx_need_ -= BuffersFor(q);
+    next_seq_ = upto;
+  }
   // Receive buffers packet `seq` takes (MRG_RXBUF: its frame over rx_buf_len_; else 1; sink 0).
   uint32_t BuffersFor(uint64_t seq) const { return need_[seq % need_.size()]; }
 
@@ -187,8 +208,8 @@ class QueueDriver {
   DriverFeatures features_;
   uint32_t qp_;
   GuestMemory* memory_;
-  Viommu* viommu_;
-  uint64_t packets_;                // 0: until stop
+  loadgen::IommuPort* iommu_;
+  std::unique_ptr<loadgen::MappingModel> model_;
   loadgen::FrameGenerator frames_;  // this queue's frames (seed, queue pair)
   std::vector<uint32_t> sizes_;     // the frame-size mix: seq's frame is sizes_[seq % size]
   std::vector<uint32_t> need_;      // per entry of sizes_: receive buffers one such frame takes
@@ -196,22 +217,31 @@ class QueueDriver {
   uint32_t rx_buf_len_ = 0;             // bytes of each receive descriptor
   uint64_t rx_slot_ = 0, rx_skew_ = 0;  // receive pool: position stride and skew
   uint64_t tx_slot_ = 0, tx_skew_ = 0;  // transmit pool: position stride and skew
+  uint64_t iova_base_ = 0;
   DriverRing rx_, tx_;
   Pool rx_pool_, tx_pool_;
   BufferPlacer rx_place_, tx_place_;
   std::vector<uint32_t> rx_pos_, tx_pos_;  // per slot: the position of its buffer
   uint64_t storm_cursor_[2] = {0, 0};      // per pool (rx, tx): where the next burst looks
-  bool warming_ = false;                   // in Warmup: no storm (it only faults pages in)
-  uint64_t ring_iova_ = 0, rx_win_base_ = 0, tx_win_base_ = 0, win_pages_ = 0;
-  std::deque<uint64_t> rx_free_windows_, tx_free_windows_;
-  std::vector<Window> rx_held_, tx_held_;  // per slot: the window mapped for it
   std::vector<bool> rx_posted_;            // per slot: owned by the device (a used entry for a
                                            // slot it does not own is a device bug)
-  struct Deferred {
-    Window w;
-    bool rx;
+  // Per-run state (BeginRun), sized once in Build so no packet allocates.
+  std::vector<uint16_t> tx_free_;  // transmit slots the driver owns
+  std::vector<bool> tx_busy_;      // per slot: in flight
+  std::vector<uint64_t> tx_sum_;   // sink: byte sum of the frame in slot
+  std::vector<uint8_t> frame_;     // one transmit frame (header + the largest frame)
+  std::vector<uint8_t> got_;       // one received frame, gathered
+  // Written over every received buffer's bytes before it is posted again, so a device that
+  // reports a length without writing is caught.
+  std::vector<uint8_t> poison_;
+  struct Piece {
+    uint16_t id;
+    uint32_t begin, end;  // bytes of the buffer the frame used
   };
-  std::vector<Deferred> flush_queue_;
+  std::vector<Piece> pieces_;           // the buffers one received frame arrived in
+  uint64_t tx_seq_ = 0, next_seq_ = 0;  // sent; accounted for (received or declared lost)
+  uint64_t rx_need_ = 0;  // receive buffers the packets in flight need (over [next, tx_seq))
+  uint64_t maps_base_ = 0, unmaps_base_ = 0;  // the model's counts when the counts restarted
   QueueResult result_;
 };
 

@@ -15,12 +15,13 @@
 #include <cstdint>
 #include <mutex>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/base/result.hpp"
 #include "core/frontend/guest_memory.hpp"
 #include "core/frontend/session.hpp"
+#include "core/loadgen/mapping_model.hpp"
 
 namespace vhostlab::frontend {
 
@@ -33,7 +34,8 @@ struct ViommuStats {
   std::vector<uint64_t> update_ack_ns, invalidate_ack_ns, miss_service_ns;
 };
 
-class Viommu {
+// The mapping models (core/loadgen/) see it through loadgen::IommuPort.
+class Viommu final : public loadgen::IommuPort {
  public:
   Viommu(Session* session, const GuestMemory* memory, uint64_t page_size)
       : session_(session), memory_(memory), page_size_(page_size) {}
@@ -41,14 +43,15 @@ class Viommu {
   uint64_t page_size() const { return page_size_; }
 
   // Maps consecutive IOMMU pages from `iova` (page-aligned) to the guest pages `gpa_pages`.
-  Status Map(uint64_t iova, std::span<const uint64_t> gpa_pages, uint8_t perm, bool push);
+  Status Map(uint64_t iova, std::span<const uint64_t> gpa_pages, uint8_t perm,
+             bool push) override;
   // Clears `pages` page-table entries from `iova`; with `invalidate`, also sends the INVALIDATE.
-  Status Unmap(uint64_t iova, uint64_t pages, bool invalidate);
+  Status Unmap(uint64_t iova, uint64_t pages, bool invalidate) override;
   // Sends one INVALIDATE for [iova, iova + size) (lazy flush: entries already unmapped).
-  Status Invalidate(uint64_t iova, uint64_t size);
+  Status Invalidate(uint64_t iova, uint64_t size) override;
   // Pushes the UPDATE for the mapped page holding `iova`, unasked (QEMU does this for each
   // ring's used page when a device starts).
-  Status Push(uint64_t iova);
+  Status Push(uint64_t iova) override;
   // Called from the backend-channel thread. True when an UPDATE was sent and acked.
   bool ServeMiss(const protocol::IotlbMsg& miss);
 
@@ -65,7 +68,10 @@ class Viommu {
   const GuestMemory* memory_;
   uint64_t page_size_;
   std::mutex mu_;
-  std::unordered_map<uint64_t, Pte> table_;  // page-aligned IOVA -> entry
+  // Page-aligned IOVA -> entry. Open addressing: lazy and strict map and unmap pages for every
+  // buffer, and a node-based map would allocate for each; this one allocates only when the
+  // number of live entries reaches a new high.
+  absl::flat_hash_map<uint64_t, Pte> table_;
   ViommuStats stats_;
 };
 
