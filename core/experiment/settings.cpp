@@ -128,7 +128,7 @@ Status ParseField(const Setting& s, RunConfig& c, std::string_view text) {
     }
     c.*Field = t;
   } else if constexpr (std::is_same_v<T, bool>) {
-    if (text != "on" && text != "off") return Error{"'" + t + "': takes on or off"};
+    if (text != "on" && text != "off") return Error{"'" + t + "' is not on or off"};
     c.*Field = text == "on";
   } else if constexpr (std::is_same_v<T, double>) {
     char* end = nullptr;
@@ -244,7 +244,7 @@ std::string Setting::Allowed() const {
       if (choices == "zero") return Range(*this) + ", or 0 for the default";
       return Range(*this);
     case SettingType::kSize:
-      return Range(*this) + " bytes (k, m, g allowed)";
+      return Range(*this) + " bytes";
     case SettingType::kFrameSizes:
       return "comma-separated frame sizes, each " + Range(*this);
     case SettingType::kCpuList:

@@ -56,7 +56,7 @@ enum class SettingType {
 //   choices: kChoice's values ("a|b|c"); for kCount "pow2" (power of two) or "zero" (0 allowed
 //            besides [min, max], meaning "the default").
 //   resets:  a setting set back to its default when this one is set to non-zero (packets and
-//            seconds exclude each other).
+//            seconds exclude each other; a packet size replaces a mix).
 //   help:    one sentence or more for --help, docstrings and run_settings(); the default is
 //            appended by the CLI.
 // The order is the order of a record's "config" object.
@@ -87,9 +87,9 @@ enum class SettingType {
   X(queue_pairs, kCount, "queues", "--queues", "N", 1, 64, "", "",                                \
     "queue pairs (MQ), one pinned front-end thread each.")                                        \
   X(ring_size, kCount, "ring_size", "--ring-size", "N", 8, 4096, "pow2", "",                      \
-    "descriptors per ring (a power of two).")                                                     \
-  X(packet_size, kCount, "packet_size", "--packet-size", "N", 30, 9000, "", "",                   \
-    "frame bytes (virtio-net header excluded).")                                                  \
+    "descriptors per ring.")                                                     \
+  X(packet_size, kCount, "packet_size", "--packet-size", "N", 30, 9000, "", "packet_sizes",       \
+    "frame bytes (virtio-net header excluded); clears a packet-size mix.")                                                  \
   X(packet_sizes, kFrameSizes, "packet_sizes", "--packet-sizes", "L", 30, 9000, "", "",           \
     "a packet-size mix instead, e.g. 64,1500,9000: frame seq is L[seq % n] bytes (with "         \
     "MRG_RXBUF, frames larger than a receive buffer arrive across several).")                     \
