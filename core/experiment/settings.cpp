@@ -211,16 +211,16 @@ std::vector<Setting> MakeTable() {
 }  // namespace
 
 Status Setting::Parse(RunConfig& config, std::string_view text) const {
-  if (Status st = parse_(*this, config, text); !st.ok()) return st;
+  if (Status st = parse_fn(*this, config, text); !st.ok()) return st;
   // packets and seconds exclude each other: the one set last wins.
   if (!resets.empty() && Text(config) != "0")
-    if (const Setting* other = FindSetting(resets)) other->reset_(config);
+    if (const Setting* other = FindSetting(resets)) other->reset_fn(config);
   return {};
 }
 
-std::string Setting::Text(const RunConfig& config) const { return text_(*this, config); }
+std::string Setting::Text(const RunConfig& config) const { return text_fn(*this, config); }
 
-nlohmann::ordered_json Setting::Json(const RunConfig& config) const { return json_(config); }
+nlohmann::ordered_json Setting::Json(const RunConfig& config) const { return json_fn(config); }
 
 std::string Setting::Allowed() const {
   switch (type) {

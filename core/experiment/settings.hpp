@@ -171,11 +171,12 @@ struct Setting {
   // "1..64", "a power of two in 8..4096", "static, lazy, strict or cold", ...: what Parse takes.
   std::string Allowed() const;
 
-  // Filled by the table (settings.cpp) from the member pointer; not for callers.
-  Status (*parse_)(const Setting&, RunConfig&, std::string_view);
-  std::string (*text_)(const Setting&, const RunConfig&);
-  nlohmann::ordered_json (*json_)(const RunConfig&);
-  void (*reset_)(RunConfig&);  // back to RunConfig's default
+  // The operations of this row's type on its field, bound by the table (settings.cpp) from
+  // the member pointer; callers use the member functions above.
+  Status (*parse_fn)(const Setting&, RunConfig&, std::string_view);
+  std::string (*text_fn)(const Setting&, const RunConfig&);
+  nlohmann::ordered_json (*json_fn)(const RunConfig&);
+  void (*reset_fn)(RunConfig&);  // back to RunConfig's default
 };
 
 // Every run setting, in table order.
