@@ -7,6 +7,7 @@
 
 #include <absl/strings/str_join.h>
 #include <absl/strings/str_split.h>
+#include <absl/strings/strip.h>
 
 #include <algorithm>
 #include <cmath>
@@ -77,7 +78,9 @@ Result<std::vector<uint64_t>> ParseNumberList(const Setting& s, std::string_view
                                               const char* what) {
   std::vector<uint64_t> out;
   if (text.empty()) return out;  // the empty list: the default (automatic, one size, ...)
-  for (const std::string& item : Split(text, ',')) {
+  for (const std::string& raw : Split(text, ',')) {
+    // "64, 1500" reads as "64,1500" (profiles have been written both ways).
+    const std::string item(absl::StripAsciiWhitespace(raw));
     uint64_t v = 0;
     bool ok = AllDigits(item) && item.size() <= 9;
     for (char ch : item) v = v * 10 + static_cast<uint64_t>(ch - '0');
