@@ -29,6 +29,26 @@ py::dict ReadingDict(const counters::Reading& r) {
   return d;
 }
 
+// The inverse of ReadingDict (a row of CounterSession.read()), for sum_readings.
+counters::Reading ReadingFromDict(const py::dict& d) {
+  counters::Reading r;
+  r.event = d["event"].cast<std::string>();
+  const std::string kind = d["kind"].cast<std::string>();
+  bool known = false;
+  for (counters::EventKind k :
+       {counters::EventKind::kHardware, counters::EventKind::kSoftware, counters::EventKind::kTsc})
+    if (kind == counters::EventKindName(k)) r.kind = k, known = true;
+  if (!known) throw py::value_error("unknown counter kind '" + kind + "'");
+  r.value = d["value"].cast<double>();
+  r.raw = d.contains("raw") && !d["raw"].is_none() ? d["raw"].cast<uint64_t>() : 0;
+  r.unit = d["unit"].cast<std::string>();
+  r.available = d["available"].cast<bool>();
+  r.multiplexed = d["multiplexed"].cast<bool>();
+  r.running_fraction = d["running_fraction"].cast<double>();
+  r.note = d["note"].is_none() ? "" : d["note"].cast<std::string>();
+  return r;
+}
+
 class PySession {
  public:
   explicit PySession(const std::vector<std::string>& events) {
@@ -68,6 +88,23 @@ class PySession {
 }  // namespace
 
 void RegisterCounters(py::module_& m) {
+  m.def(
+      "sum_readings",
+      [](const std::vector<std::vector<py::dict>>& per_thread) {
+        std::vector<std::vector<counters::Reading>> in;
+        for (const auto& thread : per_thread) {
+          in.emplace_back();
+          for (const py::dict& d : thread) in.back().push_back(ReadingFromDict(d));
+        }
+        py::list out;
+        for (const counters::Reading& r : counters::SumReadings(in)) out.append(ReadingDict(r));
+        return out;
+      },
+      py::arg("per_thread"),
+      "The same events summed over threads (counters::SumReadings, what run records use): "
+      "per_thread is one list of reading dicts per thread, in the same event order. A sum is "
+      "available only when every part is (else NaN, with that part's note); multiplexed when "
+      "any part is (the lowest running_fraction); for tsc, a wall clock, the longest window.");
   m.def("default_events", &counters::DefaultEvents,
         "The default event set: hardware (cycles, instructions, branch-misses, "
         "L1-dcache-load-misses, LLC-load-misses, dTLB-load-misses), software (task-clock, "

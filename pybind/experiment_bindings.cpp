@@ -6,6 +6,10 @@
 // GIL and joining it while holding the GIL cannot deadlock.
 //
 // RunExperiment lives in core/experiment/run.cpp, profiles in core/experiment/profile.cpp.
+// RunConfig's Python properties and keywords are generated from the run-settings table
+// (core/experiment/settings.hpp) and set through its parsers, so Python checks every value
+// exactly as the CLI and the profiles do.
+#include <absl/strings/str_join.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -17,8 +21,9 @@
 #include <optional>
 #include <thread>
 
-#include "core/experiment/run.hpp"
 #include "core/experiment/profile.hpp"
+#include "core/experiment/run.hpp"
+#include "core/experiment/settings.hpp"
 #include "pybind/bindings.hpp"
 
 namespace py = pybind11;
@@ -30,6 +35,57 @@ using experiment::Metric;
 using experiment::RunConfig;
 
 using experiment::RunRecord;
+
+// A Python value as the text the setting's parser takes: booleans as on/off, numbers in
+// decimal, sequences comma-joined; then Setting::Parse checks type and range.
+void SetSetting(RunConfig& c, const experiment::Setting& s, const py::handle& v) {
+  const std::string name(s.name);
+  const bool on_off =
+      s.type == experiment::SettingType::kOnOff || s.type == experiment::SettingType::kFlag;
+  std::string text;
+  if (py::isinstance<py::bool_>(v)) {
+    if (!on_off) throw py::type_error(name + " takes " + s.Allowed() + ", not a bool");
+    text = v.cast<bool>() ? "on" : "off";
+  } else if (py::isinstance<py::str>(v)) {
+    text = v.cast<std::string>();
+  } else if (py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)) {
+    text = py::str(v);
+  } else if (py::isinstance<py::sequence>(v)) {
+    std::vector<std::string> items;
+    for (const py::handle item : v) {
+      std::string t = py::str(item);
+      // A comma inside an item would read as two items.
+      if (py::isinstance<py::bool_>(item) || t.find(',') != std::string::npos)
+        throw py::value_error(name + ": '" + t + "' is not an item of " + s.Allowed());
+      items.push_back(std::move(t));
+    }
+    text = absl::StrJoin(items, ",");
+  } else {
+    throw py::type_error(name + " takes " + s.Allowed() + ", not " +
+                         std::string(py::str(v.get_type().attr("__name__"))));
+  }
+  if (Status st = s.Parse(c, text); !st.ok()) throw py::value_error(name + ": " + st.message());
+}
+
+std::string TypeName(experiment::SettingType type) {
+  using T = experiment::SettingType;
+  switch (type) {
+    case T::kText: return "text";
+    case T::kChoice: return "choice";
+    case T::kDesign: return "design";
+    case T::kPoll: return "poll";
+    case T::kOnOff: return "on_off";
+    case T::kFlag: return "flag";
+    case T::kCount: return "count";
+    case T::kSeconds: return "seconds";
+    case T::kPageSize: return "page_size";
+    case T::kSize: return "size";
+    case T::kFrameSizes: return "frame_sizes";
+    case T::kCpuList: return "cpu_list";
+    case T::kNameList: return "name_list";
+  }
+  return "?";
+}
 
 class RunHandle {
  public:
@@ -90,54 +146,54 @@ class RunHandle {
 }  // namespace
 
 void RegisterExperiment(py::module_& m) {
-  py::class_<RunConfig>(m, "RunConfig",
-                        "Everything that defines one run (the `vhostlab run` options).")
-      .def(py::init<>())
-      .def_readwrite("profile", &RunConfig::profile, "profile name (profiles/*.toml) or 'adhoc'")
-      .def_readwrite("backend", &RunConfig::backend, "self | dpdk | socket:PATH")
-      .def_readwrite("iotlb", &RunConfig::iotlb, "IOTLB design name (backend self)")
-      .def_readwrite("iommu", &RunConfig::iommu, "negotiate VIRTIO_F_IOMMU_PLATFORM")
-      .def_readwrite("mapping", &RunConfig::mapping, "static | lazy | strict | cold")
-      .def_readwrite("page_size", &RunConfig::page_size, "IOMMU page size in bytes (4096 or 2 MiB)")
-      .def_readwrite("packets", &RunConfig::packets, "packets per run; 0 = use seconds")
-      .def_readwrite("seconds", &RunConfig::seconds)
-      .def_readwrite("queue_pairs", &RunConfig::queue_pairs)
-      .def_readwrite("ring_size", &RunConfig::ring_size)
-      .def_readwrite("packet_size", &RunConfig::packet_size,
-                     "frame bytes (virtio-net header excluded)")
-      .def_readwrite("packet_sizes", &RunConfig::packet_sizes,
-                     "packet-size mix: frame seq is packet_sizes[seq % n] bytes (each 30..9000); "
-                     "empty = every frame packet_size bytes")
-      .def_readwrite("event_idx", &RunConfig::event_idx,
-                     "ack VIRTIO_RING_F_EVENT_IDX when the backend offers it")
-      .def_readwrite("mrg_rxbuf", &RunConfig::mrg_rxbuf,
-                     "ack VIRTIO_NET_F_MRG_RXBUF when the backend offers it")
-      .def_readwrite("rx_buffer_size", &RunConfig::rx_buffer_size,
-                     "MRG_RXBUF: bytes of each receive buffer, header included (0 = 1536 + 12)")
-      .def_readwrite("mode", &RunConfig::mode, "loopback | sink (backend self)")
-      .def_readwrite("seed", &RunConfig::seed)
-      .def_readwrite("counters", &RunConfig::counters, "counter event names; empty = default set")
-      // Front-end knobs that arrived with core/experiment/run.cpp.
-      .def_readwrite("scatter", &RunConfig::scatter,
-                     "auto | on | off: IOVA-contiguous buffers over non-adjacent guest pages")
-      .def_readwrite("mem_regions", &RunConfig::mem_regions, "guest memory regions")
-      .def_readwrite("hugepages", &RunConfig::hugepages, "guest memory on 2 MiB hugetlb pages")
-      .def_readwrite("flush_batch", &RunConfig::flush_batch,
-                     "lazy mapping: windows per deferred invalidation batch")
-      .def_readwrite("poll", &RunConfig::poll,
-                     "backend self: busy | adaptive[:US] | interrupt (how workers wait)")
-      .def_readwrite("working_set", &RunConfig::working_set,
-                     "bytes each queue pair's buffers are spread over (0: the ring's own)")
-      .def_readwrite("storm_interval", &RunConfig::storm_interval,
-                     "INVALIDATE storm: packets per queue between bursts (0: no storm)")
-      .def_readwrite("storm_burst", &RunConfig::storm_burst,
-                     "INVALIDATE storm: idle pages invalidated and remapped per burst")
-      .def_readwrite("cpus", &RunConfig::cpus, "front-end queue threads' CPUs; empty = automatic")
-      .def_readwrite("backend_cpus", &RunConfig::backend_cpus,
-                     "self: its workers' CPUs; dpdk: testpmd's CPU; empty = automatic")
-      .def_readwrite("timeout_seconds", &RunConfig::timeout_seconds, "whole-run bound")
-      .def_readwrite("dpdk_testpmd", &RunConfig::dpdk_testpmd, "backend dpdk: the binary")
-      ;
+  // RunConfig's settings come from the run-settings table: one property per row (the getter
+  // returns the field, the setter goes through the table's parser, so a bad value is a
+  // ValueError naming the setting and what it takes), and keyword arguments of the same names.
+  py::class_<RunConfig> config(
+      m, "RunConfig",
+      "Everything that defines one run (the `vhostlab run` options): RunConfig(**settings), "
+      "one keyword per run_settings() row.");
+  config.def(py::init([](const py::kwargs& kwargs) {
+               RunConfig c;
+               for (const auto& [key, value] : kwargs) {
+                 const std::string name = py::str(key);
+                 const experiment::Setting* s = experiment::FindSetting(name);
+                 if (!s) throw py::type_error("unknown run setting '" + name + "'");
+                 SetSetting(c, *s, value);
+               }
+               return c;
+             }),
+             "RunConfig(**settings): the defaults, then each keyword through its setting's "
+             "parser.");
+#define VHOSTLAB_PY_SETTING(field, type, key, flag, metavar, min, max, choices, resets, help) \
+  config.def_property(                                                                        \
+      #field, [](const RunConfig& c) { return c.field; },                                     \
+      [](RunConfig& c, const py::object& v) { SetSetting(c, *experiment::FindSetting(#field), v); }, \
+      help);
+  VHOSTLAB_RUN_SETTINGS(VHOSTLAB_PY_SETTING)
+#undef VHOSTLAB_PY_SETTING
+
+  m.def(
+      "run_settings",
+      [] {
+        py::list rows;
+        const RunConfig defaults;
+        for (const experiment::Setting& s : experiment::RunSettings()) {
+          py::dict d;
+          d["name"] = std::string(s.name);
+          d["type"] = TypeName(s.type);
+          d["key"] = std::string(s.key);
+          d["flag"] = std::string(s.flag);
+          d["default"] = std::string(s.Text(defaults));
+          d["allowed"] = s.Allowed();
+          d["help"] = std::string(s.help);
+          rows.append(d);
+        }
+        return rows;
+      },
+      "The run-settings table (core/experiment/settings.hpp), one dict per setting in record "
+      "order: name (RunConfig field, record key and keyword), type, key (in profiles), flag "
+      "(of `vhostlab run`), default (as text), allowed, help.");
 
   py::class_<Metric>(m, "Metric", "One row of a run's tidy result (queue -1 = the whole run).")
       .def_readonly("queue", &Metric::queue)
@@ -157,7 +213,8 @@ void RegisterExperiment(py::module_& m) {
       .def("get", &RunRecord::Get, py::arg("name"), py::arg("queue") = -1,
            "A metric's value (queue -1 = whole run); NaN when absent.")
       .def("to_json", &RunRecord::ToJson,
-           "The record as JSON (what `vhostlab run --json` writes).");
+           "The record as JSON (what `vhostlab run --json` writes; the only record writer: "
+           "Python reads this rather than serializing a record itself).");
 
   py::class_<RunHandle>(m, "RunHandle",
                         "A run in progress on its own thread (low level; use vhostlab.run()).")

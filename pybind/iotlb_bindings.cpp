@@ -8,6 +8,7 @@
 // one virtual call per operation, which is noise next to a Python call. translate_batch() runs
 // its loop in C++ with the GIL released, so what it measures is the design plus one virtual
 // call per lookup (bench/'s "virtual" dispatch), not Python.
+#include <absl/strings/str_join.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -84,9 +85,8 @@ class PyIotlb {
  public:
   explicit PyIotlb(const std::string& name) : table_(iotlb::MakeIotlb(name)) {
     if (!table_) {
-      std::string names;
-      for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
-      throw py::value_error("unknown IOTLB design '" + name + "' (designs: " + names + ")");
+      throw py::value_error("unknown IOTLB design '" + name +
+                            "' (designs: " + absl::StrJoin(iotlb::DesignNames(), ", ") + ")");
     }
   }
   iotlb::AnyIotlb& table() { return *table_; }

@@ -8,6 +8,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev valgrind
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwloc-dev hwloc libpfm4-dev liburcu-dev libabsl-dev libtomlplusplus-dev
+  nlohmann-json3-dev libcli11-dev
   dpdk dpdk-dev
   qemu-system-x86 cpio xz-utils zstd
   pybind11-dev python3-dev python3-numpy python3-pandas python3-matplotlib python3-scipy

@@ -3,6 +3,8 @@
 // hence a new device, IOTLB and workers). Counters live here and survive connections.
 #include "core/backend/backend.hpp"
 
+#include <absl/strings/str_join.h>
+
 #include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -234,9 +236,8 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   bool known = false;
   for (const auto& n : iotlb::DesignNames()) known |= n == options.iotlb;
   if (!known) {
-    std::string names;
-    for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
-    return Error{"backend: unknown IOTLB design '" + options.iotlb + "' (available: " + names + ")"};
+    return Error{"backend: unknown IOTLB design '" + options.iotlb +
+                 "' (available: " + absl::StrJoin(iotlb::DesignNames(), ", ") + ")"};
   }
   return std::unique_ptr<Backend>(new BackendImpl(options));
 }

@@ -5,6 +5,8 @@
 // redefines every type.
 #include "core/counters/counters.hpp"
 
+#include <absl/strings/str_join.h>
+
 #include <dirent.h>
 #include <perfmon/pfmlib_perf_event.h>
 #include <sys/ioctl.h>
@@ -581,14 +583,13 @@ std::string DescribeGrouping(const std::vector<EventSpec>& events) {
   std::string out = "hardware events in groups of at most " + std::to_string(per_group) +
                     (per_group < 4 ? " (4 counters, one held by the NMI watchdog)" : "") + ":";
   for (const auto& g : PlanHardwareGroups(static_cast<int>(hardware.size()), per_group)) {
-    out += " {";
-    for (std::size_t i = 0; i < g.size(); ++i) out += (i ? ", " : "") + hardware[g[i]];
-    out += "}";
+    out += " {" +
+           absl::StrJoin(g, ", ",
+                         [&](std::string* o, std::size_t i) { o->append(hardware[i]); }) +
+           "}";
   }
   if (hardware.empty()) out += " none";
-  out += "; software events in one group: {";
-  for (std::size_t i = 0; i < software.size(); ++i) out += (i ? ", " : "") + software[i];
-  return out + "}";
+  return out + "; software events in one group: {" + absl::StrJoin(software, ", ") + "}";
 }
 
 }  // namespace vhostlab::counters

@@ -10,15 +10,17 @@
 //        "median_mpps", "min_mpps", "max_mpps", "ratio", "u", "p_value", "exact",
 //        "testable", "significant", "verdict"}],
 //    "context": {machine}}
-// Numbers that do not exist (the baseline's own p, a failed run) are null.
+// Numbers that do not exist (the baseline's own p, a failed run) are null. Written with
+// nlohmann-json.
 #include "core/experiment/compare.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 
-#include "core/experiment/json_text.hpp"
+#include <nlohmann/json.hpp>
+
+#include "core/experiment/record_json.hpp"
 
 namespace vhostlab::experiment {
 
@@ -78,60 +80,63 @@ Judgement Judge(const ComparedConfig& config, const ComparedConfig* baseline) {
 }
 
 std::string ComparisonToJson(const ComparisonSummary& s) {
-  std::ostringstream o;
-  auto labels = [&](const std::vector<std::size_t>& idx) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < idx.size(); ++i)
-      out += (i ? ", " : "") + JsonQuote(s.configs[idx[i]].label);
-    return out + "]";
-  };
-  o << "{\n  \"schema_version\": 1,\n  \"kind\": \"vhostlab-compare\",\n  \"profile\": "
-    << JsonQuote(s.profile) << ",\n  \"metric\": \"mpps\",\n  \"rounds\": " << s.rounds
-    << ",\n  \"alpha\": " << JsonNumber(kAlpha)
-    << ",\n  \"test\": \"Mann-Whitney U, two-sided, each configuration's runs against its "
-       "backend's IOMMU-off runs (exact without ties when a sample has at most 8 runs, else "
-       "normal approximation with tie and continuity corrections)\""
-    << ",\n  \"warmup\": {\"runs_per_backend\": " << s.warmup_runs << ", \"runs\": [";
+  using Json = nlohmann::ordered_json;
+  auto number = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
+  Json o;
+  o["schema_version"] = 1;
+  o["kind"] = "vhostlab-compare";
+  o["profile"] = s.profile;
+  o["metric"] = "mpps";
+  o["rounds"] = s.rounds;
+  o["alpha"] = kAlpha;
+  o["test"] =
+      "Mann-Whitney U, two-sided, each configuration's runs against its backend's IOMMU-off "
+      "runs (exact without ties when a sample has at most 8 runs, else normal approximation "
+      "with tie and continuity corrections)";
+  Json warmup = Json::array();
   for (std::size_t i = 0; i < s.warmup_labels.size(); ++i)
-    o << (i ? ", " : "") << "{\"label\": " << JsonQuote(s.warmup_labels[i]) << ", \"mpps\": "
-      << JsonNumber(i < s.warmup_mpps.size() ? s.warmup_mpps[i] : std::nan("")) << "}";
-  o << "]},\n  \"order\": [";
-  for (std::size_t r = 0; r < s.order.size(); ++r)
-    o << (r ? ",\n    " : "\n    ") << labels(s.order[r]);
-  o << "\n  ],\n  \"configurations\": [";
-  for (std::size_t i = 0; i < s.configs.size(); ++i) {
-    const ComparedConfig& c = s.configs[i];
+    warmup.push_back({{"label", s.warmup_labels[i]},
+                      {"mpps", number(i < s.warmup_mpps.size() ? s.warmup_mpps[i] : NAN)}});
+  o["warmup"] = {{"runs_per_backend", s.warmup_runs}, {"runs", std::move(warmup)}};
+  Json order = Json::array();
+  for (const std::vector<std::size_t>& round : s.order) {
+    Json labels = Json::array();
+    for (std::size_t idx : round) labels.push_back(s.configs[idx].label);
+    order.push_back(std::move(labels));
+  }
+  o["order"] = std::move(order);
+  Json configs = Json::array();
+  for (const ComparedConfig& c : s.configs) {
     const ComparedConfig* base = c.baseline >= 0 ? &s.configs[c.baseline] : nullptr;
     const Judgement j = Judge(c, base);
-    o << (i ? ",\n    " : "\n    ") << "{\"backend\": " << JsonQuote(c.backend)
-      << ", \"iotlb\": " << JsonQuote(c.design) << ", \"iommu\": " << (c.iommu ? "true" : "false")
-      << ", \"label\": " << JsonQuote(c.label)
-      << ", \"baseline\": " << (base ? JsonQuote(base->label) : "null") << ",\n     \"runs\": [";
+    Json runs = Json::array();
     for (std::size_t k = 0; k < c.mpps.size(); ++k) {
-      o << (k ? ", " : "") << "{\"round\": " << (k < c.rounds.size() ? c.rounds[k] + 1 : 0)
-        << ", \"position\": " << (k < c.positions.size() ? c.positions[k] + 1 : 0)
-        << ", \"mpps\": " << JsonNumber(c.mpps[k]) << ", \"record\": "
-        << (k < c.records.size() && !c.records[k].empty() ? JsonQuote(c.records[k]) : "null")
-        << "}";
+      const bool has_record = k < c.records.size() && !c.records[k].empty();
+      runs.push_back({{"round", k < c.rounds.size() ? c.rounds[k] + 1 : 0},
+                      {"position", k < c.positions.size() ? c.positions[k] + 1 : 0},
+                      {"mpps", number(c.mpps[k])},
+                      {"record", has_record ? Json(c.records[k]) : Json(nullptr)}});
     }
-    o << "],\n     \"median_mpps\": " << JsonNumber(j.median)
-      << ", \"min_mpps\": " << JsonNumber(j.min) << ", \"max_mpps\": " << JsonNumber(j.max)
-      << ", \"ratio\": " << JsonNumber(j.ratio)
-      << ", \"u\": " << (base ? JsonNumber(j.test.u1) : "null")
-      << ", \"p_value\": " << JsonNumber(j.test.p_value)
-      << ", \"exact\": " << (base && j.test.exact ? "true" : "false")
-      << ", \"testable\": " << (j.testable ? "true" : "false")
-      << ", \"significant\": " << (j.significant ? "true" : "false")
-      << ", \"verdict\": " << JsonQuote(j.verdict) << "}";
+    configs.push_back({{"backend", c.backend},
+                       {"iotlb", c.design},
+                       {"iommu", c.iommu},
+                       {"label", c.label},
+                       {"baseline", base ? Json(base->label) : Json(nullptr)},
+                       {"runs", std::move(runs)},
+                       {"median_mpps", number(j.median)},
+                       {"min_mpps", number(j.min)},
+                       {"max_mpps", number(j.max)},
+                       {"ratio", number(j.ratio)},
+                       {"u", base ? number(j.test.u1) : Json(nullptr)},
+                       {"p_value", number(j.test.p_value)},
+                       {"exact", base && j.test.exact},
+                       {"testable", j.testable},
+                       {"significant", j.significant},
+                       {"verdict", j.verdict}});
   }
-  o << "\n  ],\n  \"context\": {";
-  bool first = true;
-  for (const auto& [k, v] : s.context) {
-    o << (first ? "" : ", ") << JsonQuote(k) << ": " << JsonQuote(v);
-    first = false;
-  }
-  o << "}\n}\n";
-  return o.str();
+  o["configurations"] = std::move(configs);
+  o["context"] = s.context;
+  return DumpJson(o);
 }
 
 }  // namespace vhostlab::experiment

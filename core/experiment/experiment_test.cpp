@@ -2,6 +2,8 @@
 // RunExperiment against the in-process backend (record, metrics, JSON) and its error paths.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -255,8 +257,8 @@ TEST(RunExperiment, FeaturesAndNotificationsAreRecorded) {
     EXPECT_FALSE(std::isnan(r->Get("kicks_per_packet")));
     EXPECT_FALSE(std::isnan(r->Get("interrupts_per_packet")));
     if (!on) EXPECT_EQ(r->Get("interrupts"), 0) << "NO_INTERRUPT is honoured";
-    std::string json = r->ToJson();
-    EXPECT_NE(json.find("\"packet_sizes\": [64, 1500, 9000]"), std::string::npos);
+    const auto json = nlohmann::json::parse(r->ToJson());
+    EXPECT_EQ(json["config"]["packet_sizes"], nlohmann::json::array({64, 1500, 9000}));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "core/experiment/profile.hpp"
 
+#include <absl/strings/str_join.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -8,194 +9,111 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <sstream>
 
-#include "core/topology/cpuset.hpp"
+#include "core/experiment/settings.hpp"
 
 namespace vhostlab::experiment {
 namespace {
-
-using Setter = std::function<Status(RunConfig&, const toml::node&)>;
 
 std::string Where(const std::string& source, const toml::node& n) {
   return source + ":" + std::to_string(n.source().begin.line);
 }
 
-template <typename T>
-Result<T> As(const toml::node& n, const char* what) {
-  if (auto v = n.value<T>()) return *v;
-  return Error{std::string("expected ") + what};
+// A non-negative TOML integer as text (Setting::Parse then checks the range).
+std::optional<std::string> CountText(const toml::node& n) {
+  if (!n.is_integer()) return std::nullopt;
+  const int64_t v = *n.value<int64_t>();
+  if (v < 0) return std::nullopt;
+  return std::to_string(v);
 }
 
-Result<uint64_t> AsCount(const toml::node& n) {
-  auto v = n.value<int64_t>();
-  if (!v || *v < 0) return Error{"expected a non-negative integer"};
-  return static_cast<uint64_t>(*v);
+// A TOML array of non-negative integers (or of strings) as "a,b,c".
+std::optional<std::string> ListText(const toml::node& n, bool strings) {
+  const toml::array* a = n.as_array();
+  if (!a) return std::nullopt;
+  std::vector<std::string> items;
+  for (const auto& e : *a) {
+    std::optional<std::string> item =
+        strings ? (e.is_string() ? std::optional<std::string>(*e.value<std::string>()) : std::nullopt)
+                : CountText(e);
+    // A comma inside a name would read as two names.
+    if (!item || item->find(',') != std::string::npos) return std::nullopt;
+    items.push_back(*item);
+  }
+  return absl::StrJoin(items, ",");
 }
 
-const std::map<std::string, Setter>& Setters() {
-  static const std::map<std::string, Setter> setters = [] {
-    std::map<std::string, Setter> m;
-    auto str = [](std::string RunConfig::*field) {
-      return [field](RunConfig& c, const toml::node& n) -> Status {
-        Result<std::string> v = As<std::string>(n, "a string");
-        if (!v.ok()) return v.error();
-        c.*field = *v;
-        return {};
-      };
-    };
-    m["backend"] = str(&RunConfig::backend);
-    m["iotlb"] = str(&RunConfig::iotlb);
-    m["mapping"] = str(&RunConfig::mapping);
-    m["mode"] = str(&RunConfig::mode);
-    m["poll"] = str(&RunConfig::poll);
-    m["scatter"] = str(&RunConfig::scatter);
-    m["dpdk_testpmd"] = str(&RunConfig::dpdk_testpmd);
-    m["iommu"] = [](RunConfig& c, const toml::node& n) -> Status {
-      Result<bool> v = As<bool>(n, "true or false");
-      if (!v.ok()) return v.error();
-      c.iommu = *v;
-      return {};
-    };
-    // Exactly a boolean: toml++ would read 1 as true.
-    auto flag = [](bool RunConfig::*field) {
-      return [field](RunConfig& c, const toml::node& n) -> Status {
-        auto v = n.value_exact<bool>();
-        if (!v) return Error{"expected true or false"};
-        c.*field = *v;
-        return {};
-      };
-    };
-    m["hugepages"] = flag(&RunConfig::hugepages);
-    m["event_idx"] = flag(&RunConfig::event_idx);
-    m["mrg_rxbuf"] = flag(&RunConfig::mrg_rxbuf);
-    // An array of sizes ([64, 1500, 9000]) or the same as a string ("64,1500,9000").
-    m["packet_sizes"] = [](RunConfig& c, const toml::node& n) -> Status {
-      if (auto s = n.value<std::string>()) {
-        Result<std::vector<uint32_t>> v = ParsePacketSizes(*s);
-        if (!v.ok()) return v.error();
-        c.packet_sizes = *v;
-        return {};
+// A profile value as the text Setting::Parse takes, when its TOML type fits the setting's.
+Status FromToml(const Setting& s, RunConfig& c, const toml::node& n) {
+  std::optional<std::string> text;
+  const char* expected = "";
+  switch (s.type) {
+    case SettingType::kText:
+    case SettingType::kChoice:
+    case SettingType::kDesign:
+    case SettingType::kPoll:
+      if (n.is_string()) text = *n.value<std::string>();
+      expected = "expected a string";
+      break;
+    case SettingType::kOnOff:
+    case SettingType::kFlag:
+      // Exactly a boolean: toml++ would read 1 as true.
+      if (auto b = n.value_exact<bool>()) text = *b ? "on" : "off";
+      expected = "expected true or false";
+      break;
+    case SettingType::kCount:
+      text = CountText(n);
+      expected = "expected a non-negative integer";
+      break;
+    case SettingType::kSeconds:
+      if (n.is_integer() || n.is_floating_point()) {
+        char b[40];
+        std::snprintf(b, sizeof(b), "%.17g", *n.value<double>());
+        text = b;
       }
-      const toml::array* a = n.as_array();
-      if (!a) return Error{"expected an array of frame sizes or a string such as \"64,1500\""};
-      c.packet_sizes.clear();
-      for (const auto& e : *a) {
-        auto v = e.value<int64_t>();
-        if (!v || *v < 0 || *v > UINT32_MAX) return Error{"expected an array of frame sizes"};
-        c.packet_sizes.push_back(static_cast<uint32_t>(*v));
-      }
-      return {};
-    };
-    m["page_size"] = [](RunConfig& c, const toml::node& n) -> Status {
-      std::string text;
-      if (auto s = n.value<std::string>())
-        text = *s;
-      else if (auto i = n.value<int64_t>())
-        text = std::to_string(*i);
-      else
-        return Error{"expected \"4k\" or \"2m\""};
-      Result<uint64_t> v = ParsePageSize(text);
-      if (!v.ok()) return v.error();
-      c.page_size = *v;
-      return {};
-    };
-    auto u64 = [](auto field) {
-      return [field](RunConfig& c, const toml::node& n) -> Status {
-        using T = std::remove_reference_t<decltype(c.*field)>;
-        Result<uint64_t> v = AsCount(n);
-        if (!v.ok()) return v.error();
-        if (*v > std::numeric_limits<T>::max())
-          return Error{"at most " + std::to_string(std::numeric_limits<T>::max())};
-        c.*field = static_cast<T>(*v);
-        return {};
-      };
-    };
-    m["packets"] = u64(&RunConfig::packets);
-    m["seed"] = u64(&RunConfig::seed);
-    m["queues"] = u64(&RunConfig::queue_pairs);
-    m["ring_size"] = u64(&RunConfig::ring_size);
-    m["packet_size"] = u64(&RunConfig::packet_size);
-    m["rx_buffer_size"] = u64(&RunConfig::rx_buffer_size);
-    m["mem_regions"] = u64(&RunConfig::mem_regions);
-    m["flush_batch"] = u64(&RunConfig::flush_batch);
-    m["storm_interval"] = u64(&RunConfig::storm_interval);
-    m["storm_burst"] = u64(&RunConfig::storm_burst);
-    m["working_set"] = [](RunConfig& c, const toml::node& n) -> Status {
-      std::string text;
-      if (auto s = n.value<std::string>())
-        text = *s;
-      else if (auto i = n.value<int64_t>(); i && *i >= 0)
-        text = std::to_string(*i);
-      else
-        return Error{"expected a size: bytes, or a string such as \"256m\""};
-      Result<uint64_t> v = ParseSize(text);
-      if (!v.ok()) return v.error();
-      c.working_set = *v;
-      return {};
-    };
-    auto seconds = [](double RunConfig::*field) {
-      return [field](RunConfig& c, const toml::node& n) -> Status {
-        auto v = n.value<double>();
-        if (!v || !(*v >= 0)) return Error{"expected a non-negative number of seconds"};
-        c.*field = *v;
-        return {};
-      };
-    };
-    m["seconds"] = seconds(&RunConfig::seconds);
-    m["timeout_seconds"] = seconds(&RunConfig::timeout_seconds);
-    // CPU lists: an array of CPU numbers, or a string in hwloc's list syntax ("0-3,8").
-    auto cpu_list = [](std::vector<int> RunConfig::*field) {
-      return [field](RunConfig& c, const toml::node& n) -> Status {
-        if (auto text = n.value<std::string>()) {
-          Result<std::vector<int>> cpus = topology::ParseCpuList(*text);
-          if (!cpus.ok()) return cpus.error();
-          c.*field = *cpus;
-          return {};
-        }
-        const toml::array* a = n.as_array();
-        if (!a) return Error{"expected an array of CPU numbers"};
-        (c.*field).clear();
-        for (const auto& e : *a) {
-          auto v = e.value<int64_t>();
-          if (!v || *v < 0 || *v > topology::kMaxCpuId)
-            return Error{"expected an array of CPU numbers"};
-          (c.*field).push_back(static_cast<int>(*v));
-        }
-        return {};
-      };
-    };
-    m["cpus"] = cpu_list(&RunConfig::cpus);
-    m["backend_cpus"] = cpu_list(&RunConfig::backend_cpus);
-    m["counters"] = [](RunConfig& c, const toml::node& n) -> Status {
-      const toml::array* a = n.as_array();
-      if (!a) return Error{"expected an array of event names"};
-      c.counters.clear();
-      for (const auto& e : *a) {
-        auto v = e.value<std::string>();
-        if (!v) return Error{"expected an array of event names"};
-        c.counters.push_back(*v);
-      }
-      return {};
-    };
-    return m;
-  }();
-  return setters;
+      expected = "expected a non-negative number of seconds";
+      break;
+    case SettingType::kPageSize:
+    case SettingType::kSize:
+      text = n.is_string() ? std::optional<std::string>(*n.value<std::string>()) : CountText(n);
+      expected = s.type == SettingType::kPageSize
+                     ? "expected \"4k\" or \"2m\""
+                     : "expected a size: bytes, or a string such as \"256m\"";
+      break;
+    case SettingType::kFrameSizes:
+    case SettingType::kCpuList:
+      text = n.is_string() ? std::optional<std::string>(*n.value<std::string>())
+                           : ListText(n, false);
+      expected = s.type == SettingType::kCpuList
+                     ? "expected an array of CPU numbers"
+                     : "expected an array of frame sizes or a string such as \"64,1500\"";
+      break;
+    case SettingType::kNameList:
+      text = ListText(n, true);
+      expected = "expected an array of event names";
+      break;
+  }
+  if (!text) return Error{expected};
+  return s.Parse(c, *text);
 }
 
 std::string KnownKeys() {
-  std::string out;
-  for (const auto& [k, _] : Setters()) out += (out.empty() ? "" : ", ") + k;
-  return out;
+  std::vector<std::string> keys;
+  for (const Setting& s : RunSettings())
+    if (!s.key.empty()) keys.emplace_back(s.key);
+  std::sort(keys.begin(), keys.end());
+  return absl::StrJoin(keys, ", ");
 }
 
 Status Apply(RunConfig& c, const std::string& key, const toml::node& n, const std::string& src) {
-  auto it = Setters().find(key);
-  if (it == Setters().end())
+  const Setting* s = FindSettingByKey(key);
+  if (!s)
     return Error{Where(src, n) + ": unknown workload key '" + key + "' (known: " + KnownKeys() +
                  ")"};
-  if (Status s = it->second(c, n); !s.ok())
-    return Error{Where(src, n) + ": " + key + ": " + s.message()};
+  if (Status st = FromToml(*s, c, n); !st.ok())
+    return Error{Where(src, n) + ": " + key + ": " + st.message()};
   return {};
 }
 
@@ -254,9 +172,7 @@ Result<std::vector<uint32_t>> ParsePacketSizes(const std::string& text) {
 
 std::string FrameSizesName(const RunConfig& config) {
   if (config.packet_sizes.empty()) return std::to_string(config.packet_size);
-  std::string out;
-  for (uint32_t size : config.packet_sizes) out += (out.empty() ? "" : ",") + std::to_string(size);
-  return out;
+  return absl::StrJoin(config.packet_sizes, ",");
 }
 
 std::string PageSizeName(uint64_t bytes) {

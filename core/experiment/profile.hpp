@@ -1,10 +1,9 @@
 // Workload profiles: profiles/<name>.toml -> RunConfig(s).
 //
-// A profile has an optional `name` and `description`, a [workload] table whose keys are
-// RunConfig fields (queues, ring_size, packet_size, packet_sizes, event_idx, mrg_rxbuf,
-// rx_buffer_size, packets or seconds, mapping, page_size, iommu, backend, iotlb, seed, scatter,
-// mem_regions, hugepages, flush_batch, working_set, storm_interval, storm_burst, cpus,
-// timeout_seconds, counters), and an optional [sweep] table
+// A profile has an optional `name` and `description`, a [workload] table whose keys are the
+// run settings' profile keys (core/experiment/settings.hpp: queues, ring_size, packet_size,
+// packet_sizes, packets or seconds, mapping, page_size, iommu, ... - every row with a key; each
+// value is checked by the setting's own parser), and an optional [sweep] table
 // where any workload key takes an array: the profile then expands to the cartesian product, in
 // key order. Every unknown key, wrong type or bad value (including an integer too large for its
 // field) is an error naming the file, line and key: a typo never silently runs the default.

@@ -1,7 +1,7 @@
 // Replay results as run records; see replay_records.hpp.
 #include "core/experiment/replay_records.hpp"
 
-#include <sstream>
+#include "core/experiment/record_json.hpp"
 
 namespace vhostlab::experiment {
 namespace {
@@ -63,11 +63,9 @@ std::vector<RunRecord> ReplayRecords(const std::string& trace_path,
 }
 
 std::string RecordsJson(const std::vector<RunRecord>& records) {
-  std::ostringstream o;
-  o << "[\n";
-  for (std::size_t i = 0; i < records.size(); ++i) o << (i ? ",\n" : "") << records[i].ToJson();
-  o << "]\n";
-  return o.str();
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const RunRecord& r : records) list.push_back(RunRecordJson(r));
+  return DumpJson(list);
 }
 
 }  // namespace vhostlab::experiment

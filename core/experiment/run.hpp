@@ -28,7 +28,7 @@ struct RunConfig {
   // The front-end's traffic runner: packets per queue posted per pass at most (1..4096), a
   // target rate in packets/s per queue (0: open loop), untimed packets per queue first.
   uint32_t burst = 32;
-  double rate = 0;
+  uint64_t rate = 0;
   uint64_t warmup_packets = 0;
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;

@@ -1,6 +1,8 @@
 // Trace replay on IOTLB designs; the method is described in replay.hpp.
 #include "core/trace/replay.hpp"
 
+#include <absl/strings/str_join.h>
+
 #include <set>
 
 #include "core/iotlb/registry.hpp"
@@ -45,9 +47,8 @@ Result<std::vector<DesignReplay>> Replay(const Trace& trace, const ReplayOptions
       out.push_back(ReplayDesign<D>(steps, options));
     });
     if (!found) {
-      std::string names;
-      for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
-      return Error{"unknown IOTLB design '" + name + "' (available: " + names + ")"};
+      return Error{"unknown IOTLB design '" + name +
+                   "' (available: " + absl::StrJoin(iotlb::DesignNames(), ", ") + ")"};
     }
   }
   return out;

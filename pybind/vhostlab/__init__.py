@@ -30,7 +30,8 @@ from . import _core
 from ._core import Iotlb, Translation, designs, list_threads
 from ._counters import Counters, counters, probe_counters
 from ._experiment import (RunInterrupted, compare, config_fields, have_run_experiment,
-                          load_profile, ratio_to_baseline, run, run_config, run_configs)
+                          load_profile, ratio_to_baseline, run, run_config, run_configs,
+                          run_settings)
 from ._microbench import measure_translate
 from ._results import RUN_COLUMNS, load_comparison, load_results, record_to_frame
 from ._topology import topology
@@ -69,6 +70,7 @@ __all__ = [
     "run",
     "run_config",
     "run_configs",
+    "run_settings",
     "set_log_level",
     "topology",
 ]

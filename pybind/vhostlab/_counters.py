@@ -92,26 +92,20 @@ class Counters:
         rows = [r for r in self.rows() if r["event"] == event and (thread is None or r["thread"] == thread)]
         if not rows:
             raise KeyError(event)
-        if not all(r["available"] for r in rows):
-            return math.nan
-        if event == "tsc":
-            return max(r["value"] for r in rows)
-        return sum(r["value"] for r in rows)
+        # One reading per "thread", summed by the collector's own rule (SumReadings).
+        return _core.sum_readings([[r] for r in rows])[0]["value"]
 
 
 def _totals(df: pd.DataFrame) -> pd.DataFrame:
-    out = []
-    for event, g in df.groupby("event", sort=False):
-        available = bool(g["available"].all())
-        value = (g["value"].max() if event == "tsc" else g["value"].sum()) if available else math.nan
-        notes = "; ".join(sorted({n for n in g["note"] if n}))
-        out.append({
-            "thread": "total", "tid": -1, "event": event, "kind": g["kind"].iloc[0],
-            "value": value, "unit": g["unit"].iloc[0], "available": available,
-            "multiplexed": bool(g["multiplexed"].any()),
-            "running_fraction": float(g["running_fraction"].min()), "note": notes,
-        })
-    return pd.DataFrame(out, columns=COUNTER_COLUMNS)
+    """One row per event summed over threads, by the C++ collector's own SumReadings (the
+    sum run records carry): unavailable parts make the sum unavailable, tsc takes the longest
+    window."""
+    fields = ["event", "kind", "value", "unit", "available", "multiplexed", "running_fraction",
+              "note"]
+    per_thread = [g[fields].to_dict("records") for _, g in df.groupby("thread", sort=False)]
+    out = pd.DataFrame(_core.sum_readings(per_thread))
+    out = out.assign(thread="total", tid=-1)
+    return out.reindex(columns=COUNTER_COLUMNS)
 
 
 def counters(events: Sequence[str] | None = None, tids: Iterable[int] | None = None,

@@ -9,9 +9,9 @@ stopped and joined, never left behind).
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,13 +26,9 @@ try:
 except ImportError:  # tqdm is optional at runtime; without it runs simply show no bar
     tqdm = None
 
-_CONFIG_FIELDS = ["profile", "backend", "iotlb", "iommu", "mapping", "page_size", "packets",
-                  "seconds", "queue_pairs", "ring_size", "packet_size", "packet_sizes",
-                  "event_idx", "mrg_rxbuf", "rx_buffer_size", "mode", "poll", "seed",
-                  "counters"]
-_FRONTEND_FIELDS = ["scatter", "mem_regions", "hugepages", "flush_batch", "working_set",
-                    "storm_interval", "storm_burst", "cpus", "backend_cpus", "timeout_seconds",
-                    "dpdk_testpmd"]
+# The settings a run takes, from the C++ run-settings table (core/experiment/settings.hpp):
+# the same names as RunConfig's fields, the record's "config" keys and the CLI's settings.
+_CONFIG_FIELDS = [s["name"] for s in _core.run_settings()]
 
 
 class RunInterrupted(UserWarning):
@@ -45,18 +41,17 @@ def have_run_experiment() -> bool:
     return True
 
 
-def _parse_size(v: Any) -> int:
-    if isinstance(v, int):
-        return v
-    m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(i?b)?\s*", str(v).lower())
-    if not m:
-        raise ValueError(f"not a size: {v!r} (use e.g. 4096, '4k', '2m')")
-    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2)]
+def run_settings() -> pd.DataFrame:
+    """The run settings, one row each (the C++ table that also drives the CLI flags, the
+    profiles and the records): name, type, key (in profiles), flag (of ``vhostlab run``),
+    default, allowed, help."""
+    return pd.DataFrame(_core.run_settings(),
+                        columns=["name", "type", "key", "flag", "default", "allowed", "help"])
 
 
 def config_fields() -> list[str]:
     """The RunConfig settings this build knows (the `vhostlab run` options)."""
-    return [f for f in _CONFIG_FIELDS + _FRONTEND_FIELDS if hasattr(_core.RunConfig, f)]
+    return list(_CONFIG_FIELDS)
 
 
 def load_profile(name_or_path: str | os.PathLike) -> dict:
@@ -67,19 +62,11 @@ def load_profile(name_or_path: str | os.PathLike) -> dict:
 
 
 def _apply(cfg: "_core.RunConfig", values: dict) -> "_core.RunConfig":
-    known = config_fields()
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(set(values) - set(_CONFIG_FIELDS))
     if unknown:
-        raise TypeError(f"unknown run setting(s) {unknown}; valid: {known}")
+        raise TypeError(f"unknown run setting(s) {unknown}; valid: {_CONFIG_FIELDS}")
     for k, v in values.items():
-        if k in ("page_size", "working_set"):
-            v = _parse_size(v)
-        elif k in ("counters", "cpus", "backend_cpus"):
-            v = list(v)
-        elif k == "packet_sizes":
-            v = [int(s) for s in (v.split(",") if isinstance(v, str) else v)]
-        elif k == "iotlb" and v not in _core.designs():
-            raise ValueError(f"unknown IOTLB design {v!r}; designs: {_core.designs()}")
+        # The C++ setter parses and range-checks (ValueError naming the setting).
         setattr(cfg, k, v)
     return cfg
 
@@ -92,8 +79,9 @@ def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list
     seconds, queue_pairs, ring_size, packet_size, packet_sizes (a mix: [64, 1500, 9000] or
     "64,1500,9000"), event_idx, mrg_rxbuf, rx_buffer_size, mode, seed, counters (event names), and the
     front-end knobs scatter, mem_regions, hugepages, flush_batch, working_set (bytes or
-    "256m"), storm_interval, storm_burst, cpus, backend_cpus, timeout_seconds, dpdk_testpmd. An unknown
-    keyword is a TypeError, an unknown design a ValueError.
+    "256m"), storm_interval, storm_burst, cpus, timeout_seconds, dpdk_testpmd: every row of
+    run_settings(), checked by the same parser as the CLI's flags. An unknown keyword is a
+    TypeError; an unknown design or a value out of range a ValueError naming the setting.
     """
     bases = load_profile(profile)["runs"] if profile is not None else [_core.RunConfig()]
     return [_apply(base, dict(kwargs)) for base in bases]
@@ -105,18 +93,6 @@ def run_config(profile: str | os.PathLike | None = None, **kwargs: Any) -> "_cor
     if len(configs) != 1:
         raise ValueError(f"profile {profile} expands to {len(configs)} runs; use run_configs()")
     return configs[0]
-
-
-def _config_dict(cfg: "_core.RunConfig") -> dict:
-    return {k: getattr(cfg, k) for k in config_fields()}
-
-
-def _record_dict(rec: "_core.RunRecord") -> dict:
-    metrics = [{"queue": m.queue, "side": m.side, "name": m.name,
-                "value": m.value if m.available else None, "unit": m.unit,
-                "available": m.available, "note": m.note} for m in rec.metrics]
-    return {"schema_version": _core.RunRecord.SCHEMA_VERSION, "config": _config_dict(rec.config),
-            "context": dict(rec.context), "notes": list(rec.notes), "metrics": metrics}
 
 
 def _label(cfg: "_core.RunConfig") -> str:
@@ -144,11 +120,14 @@ def _execute(cfg: "_core.RunConfig", progress: bool) -> tuple[pd.DataFrame, bool
     finally:
         if bar is not None:
             bar.close()
-    df = record_to_frame(_record_dict(record))
-    df.attrs["context"] = dict(record.context)
-    df.attrs["config"] = _config_dict(record.config)
-    df.attrs["notes"] = list(record.notes)
-    df.attrs["json"] = record.to_json()
+    # The record as the C++ writes it (RunRecord::ToJson): one serializer for files and frames.
+    text = record.to_json()
+    doc = json.loads(text)
+    df = record_to_frame(doc)
+    df.attrs["context"] = doc["context"]
+    df.attrs["config"] = doc["config"]
+    df.attrs["notes"] = doc["notes"]
+    df.attrs["json"] = text
     df.attrs["interrupted"] = interrupted
     if interrupted:
         warnings.warn(f"run {_label(cfg)} interrupted: results cover the part that ran",

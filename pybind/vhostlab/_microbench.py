@@ -96,18 +96,21 @@ def measure_translate(designs: Sequence[str] | None = None, entries: Iterable[in
                 hits = result["hits"]
                 per_repeat.append(c.to_frame(per=lookups, per_unit="translation"))
             frame = pd.concat(per_repeat)
-            for event, g in frame.groupby("event", sort=False):
-                available = bool(g["available"].all())
-                value = float(g["value"].median()) if available else math.nan
-                note = "; ".join(sorted({x for x in g["note"] if x}))
+            per_event = frame.groupby("event", sort=False).agg(
+                available=("available", "all"), value=("value", "median"),
+                unit=("unit", "first"),
+                note=("note", lambda notes: "; ".join(sorted(set(notes) - {""}))))
+            per_event["value"] = per_event["value"].where(per_event["available"])
+            per_event = per_event.reset_index().assign(
+                design=design, entries=n, pattern=pattern,
+                metric=lambda d: d["event"] + "/translation")
+            rows += per_event.drop(columns="event").to_dict("records")
+            if "tsc" in per_event["event"].values:
+                tsc = per_event[per_event["event"] == "tsc"].iloc[0]
                 rows.append({"design": design, "entries": n, "pattern": pattern,
-                             "metric": f"{event}/translation", "value": value,
-                             "unit": g["unit"].iloc[0], "available": available, "note": note})
-                if event == "tsc":
-                    rows.append({"design": design, "entries": n, "pattern": pattern,
-                                 "metric": "ns/translation", "value": value * 1e9 / hz,
-                                 "unit": "ns", "available": available,
-                                 "note": f"TSC at {hz / 1e9:.3f} GHz"})
+                             "metric": "ns/translation", "value": tsc["value"] * 1e9 / hz,
+                             "unit": "ns", "available": bool(tsc["available"]),
+                             "note": f"TSC at {hz / 1e9:.3f} GHz"})
             rows.append({"design": design, "entries": n, "pattern": pattern,
                          "metric": "hit_rate", "value": hits / lookups, "unit": "",
                          "available": True,

@@ -76,27 +76,34 @@ def _value(v: Any) -> float:
 def record_to_frame(record: dict, source: str = "") -> pd.DataFrame:
     """One run record (a dict in the RunRecord JSON schema) as a tidy DataFrame."""
     config = record.get("config", {})
-    rows = []
-    for m in record.get("metrics", []):
-        available = bool(m.get("available", True))
-        value = _value(m.get("value"))
-        rows.append({
-            "design": design_label(config),
-            "profile": config.get("profile", ""),
-            "backend": config.get("backend", ""),
-            "queue": int(m.get("queue", -1)),
-            "side": m.get("side", ""),
-            "metric": m.get("name", m.get("metric", "")),
-            "value": value if available else math.nan,
-            "unit": m.get("unit", ""),
-            "available": available,
-            "note": m.get("note", ""),
-            "mapping": config.get("mapping", ""),
-            "iommu": bool(config.get("iommu", True)),
-            "page_size": config.get("page_size", math.nan),
-            "source": source,
-        })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
+    m = pd.DataFrame(record.get("metrics", []))
+    if m.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS + RUN_EXTRA_COLUMNS)
+
+    def column(name: str, default: Any) -> pd.Series:
+        return m[name] if name in m else pd.Series(default, index=m.index, dtype=object)
+
+    # Older records name the metric "metric" instead of "name".
+    names = column("name", None).fillna(column("metric", ""))
+    available = column("available", True).fillna(True).astype(bool)
+    values = pd.to_numeric(column("value", None), errors="coerce").astype(float)
+    out = pd.DataFrame({
+        "design": design_label(config),
+        "profile": config.get("profile", ""),
+        "backend": config.get("backend", ""),
+        "queue": pd.to_numeric(column("queue", -1)).fillna(-1).astype(int),
+        "side": column("side", "").fillna(""),
+        "metric": names,
+        "value": values.where(available),  # never a fake number for an unavailable metric
+        "unit": column("unit", "").fillna(""),
+        "available": available,
+        "note": column("note", "").fillna(""),
+        "mapping": config.get("mapping", ""),
+        "iommu": bool(config.get("iommu", True)),
+        "page_size": config.get("page_size", math.nan),
+        "source": source,
+    }, index=m.index)
+    return out[RUN_COLUMNS + RUN_EXTRA_COLUMNS]
 
 
 def _split_bench_name(name: str) -> dict:

@@ -56,8 +56,10 @@ def line_vs_entries(df: pd.DataFrame, metric: str = "ns/translation", ax=None, l
     rows = df[(df["metric"] == metric)].dropna(subset=["value"])
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    for design, g in rows.groupby("design", sort=False):
-        g = g.groupby("entries")["value"].median()
+    medians = rows.pivot_table(index="entries", columns="design", values="value",
+                               aggfunc="median", sort=False).sort_index()
+    for design, g in medians.items():
+        g = g.dropna()
         ax.plot(g.index, g.values, marker="o", label=design)
     ax.set_xscale("log", base=2)
     if logy:
@@ -120,9 +122,10 @@ def compare_summary(df: pd.DataFrame, path: str | None = None, title: str | None
     per = per.sort_values(by=["backend_kind", "label"],
                           key=lambda c: (c != "self") if c.name == "backend_kind"
                           else ~c.str.endswith(" off"), kind="stable").reset_index(drop=True)
-    base = {k: g.loc[g["label"].str.endswith(" off"), "value"] for k, g in per.groupby("backend_kind")}
-    per["ratio"] = [v / float(base[k].iloc[0]) if len(base.get(k, [])) else math.nan
-                    for k, v in zip(per["backend_kind"], per["value"])]
+    # Each backend's IOMMU-off median, broadcast over its group (NaN where it has none).
+    base = (per["value"].where(per["label"].str.endswith(" off"))
+            .groupby(per["backend_kind"]).transform("first"))
+    per["ratio"] = per["value"] / base
     per["text"] = [f" {r:.2f}x" if not math.isnan(r) else "" for r in per["ratio"]]
     per["noise"] = False
     subtitle = ""

@@ -38,50 +38,32 @@
 namespace vhostlab::cli {
 namespace {
 
-void Help(FILE* out) {
-  std::fprintf(
-      out,
-      "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
-      "                        [--repeat N] [--warmup N] [--json-dir DIR]\n"
-      "                        [--packets N | --seconds S]\n"
-      "                        [--queues N] [--packet-size N | --packet-sizes L]\n"
-      "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n"
-      "\n"
-      "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
-      "baseline), then with the IOMMU on once per IOTLB design, then optionally DPDK's vhost PMD\n"
-      "(dpdk-testpmd) with the IOMMU off and on, and prints one table. 'vs off' is the ratio of\n"
-      "a configuration's median Mpps to the IOMMU-off median of the same backend, measured on\n"
-      "the same machine in interleaved rounds: compare ratios, not absolute numbers, across\n"
-      "machines. Each configuration's runs are tested against the IOMMU-off runs with a\n"
-      "two-sided Mann-Whitney U test (column p); a difference with p >= 0.05 is within noise\n"
-      "and reads '~1.00x (n.s.)'. With fewer than 4 rounds no difference can reach p < 0.05:\n"
-      "the ratio then reads '(untested)'.\n"
-      "\n"
-      "options (defaults in brackets):\n"
-      "  --profile P     [default] workload profile: profiles/P.toml or a path. Its first run\n"
-      "                  (after any [sweep]) is the workload. 'all': every profile in\n"
-      "                  profiles/, in name order, one table each (overrides apply to each).\n"
-      "  --designs LIST  [all] IOTLB designs to run, comma-separated. Available: %s.\n"
-      "  --with-dpdk     also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).\n"
-      "  --repeat N      [5] rounds: each round runs every configuration once; round r runs\n"
-      "                  them in an order rotated by about r/N of the list, so that no\n"
-      "                  configuration is always first or last. The table shows medians over\n"
-      "                  rounds and the min..max range.\n"
-      "  --warmup N      [1] discarded runs of each backend's IOMMU-off configuration before\n"
-      "                  the first round (0: none).\n"
-      "  --json-dir DIR  write every run's record as JSON into DIR (created if missing), one\n"
-      "                  file per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json,\n"
-      "                  and <profile>-compare.json: each round's order, the warm-up, medians,\n"
-      "                  ratios and p-values.\n"
-      "  --packets N, --seconds S, --queues N, --mapping M, --page-size P, --ring-size N,\n"
-      "  --packet-size N, --packet-sizes L, --event-idx on|off, --mrg-rxbuf on|off\n"
-      "                  override the profile's workload (see `vhostlab run --help`).\n"
-      "  --verbose/--quiet  more / less logging on stderr (default: warnings only).\n"
-      "\n"
-      "exit status: 0 every run verified with no drops; 1 some run failed verification or\n"
-      "dropped packets (see the table); 2 usage error; 3 a run could not be set up.\n",
-      DesignNamesJoined().c_str());
-}
+constexpr const char* kUsage =
+    "usage: vhostlab compare [--profile NAME|FILE] [--designs all|D1,D2,...] [--with-dpdk]\n"
+    "                        [--repeat N] [--warmup N] [--json-dir DIR]\n"
+    "                        [--packets N | --seconds S]\n"
+    "                        [--queues N] [--packet-size N | --packet-sizes L]\n"
+    "                        [--mapping M] [--page-size 4k|2m] [--verbose|--quiet]\n";
+
+constexpr const char* kDescription =
+    "The main comparison: on one workload, runs vhostlab's backend with the IOMMU off (the\n"
+    "baseline), then with the IOMMU on once per IOTLB design, then optionally DPDK's vhost PMD\n"
+    "(dpdk-testpmd) with the IOMMU off and on, and prints one table. 'vs off' is the ratio of\n"
+    "a configuration's median Mpps to the IOMMU-off median of the same backend, measured on\n"
+    "the same machine in interleaved rounds: compare ratios, not absolute numbers, across\n"
+    "machines. Each configuration's runs are tested against the IOMMU-off runs with a\n"
+    "two-sided Mann-Whitney U test (column p); a difference with p >= 0.05 is within noise\n"
+    "and reads '~1.00x (n.s.)'. With fewer than 4 rounds no difference can reach p < 0.05:\n"
+    "the ratio then reads '(untested)'.\n";
+
+constexpr const char* kFooter =
+    "exit status: 0 every run verified with no drops; 1 some run failed verification or\n"
+    "dropped packets (see the table); 2 usage error; 3 a run could not be set up.\n";
+
+// The workload settings a comparison may override (the rest come from the profile).
+const std::vector<std::string_view> kWorkloadSettings = {
+    "packets",   "seconds",     "queue_pairs",  "mapping",   "page_size",
+    "ring_size", "packet_size", "packet_sizes", "event_idx", "mrg_rxbuf"};
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "vhostlab compare: %s (see vhostlab compare --help)\n", why.c_str());
@@ -94,50 +76,7 @@ struct Options {
   uint32_t repeat = 5;
   uint32_t warmup = 1;
   std::string json_dir;
-  std::vector<std::pair<std::string, std::string>> overrides;  // workload flags, in order
 };
-
-// Applies the workload flags to a profile's run; an error message on a bad value.
-std::string ApplyOverrides(const Options& o, experiment::RunConfig& base) {
-  for (const auto& [k, v] : o.overrides) {
-    char* end = nullptr;
-    uint64_t n = 0;
-    if (k == "--packets") {
-      base.seconds = 0;
-      if (!ParseU64(v.c_str(), &base.packets) || !base.packets)
-        return "--packets takes a positive integer";
-    } else if (k == "--seconds") {
-      base.seconds = std::strtod(v.c_str(), &end);
-      base.packets = 0;
-      if (*end || !(base.seconds > 0)) return "--seconds takes a positive number";
-    } else if (k == "--queues") {
-      if (!ParseU64(v.c_str(), &n) || n == 0 || n > 64) return "--queues takes 1..64";
-      base.queue_pairs = static_cast<uint32_t>(n);
-    } else if (k == "--ring-size") {
-      if (!ParseU64(v.c_str(), &n) || n < 8 || n > 4096 || (n & (n - 1)))
-        return "--ring-size takes a power of two in 8..4096";
-      base.ring_size = static_cast<uint32_t>(n);
-    } else if (k == "--mapping") {
-      base.mapping = v;
-    } else if (k == "--page-size") {
-      auto ps = experiment::ParsePageSize(v);
-      if (!ps.ok()) return ps.error().message;
-      base.page_size = *ps;
-    } else if (k == "--packet-size") {
-      if (!ParseU64(v.c_str(), &n) || n < 30 || n > 9000) return "--packet-size takes 30..9000";
-      base.packet_size = static_cast<uint32_t>(n);
-      base.packet_sizes.clear();
-    } else if (k == "--packet-sizes") {
-      auto sizes = experiment::ParsePacketSizes(v);
-      if (!sizes.ok()) return "--packet-sizes: " + sizes.error().message;
-      base.packet_sizes = *sizes;
-    } else if (k == "--event-idx" || k == "--mrg-rxbuf") {
-      if (v != "on" && v != "off") return k + " takes on or off";
-      (k == "--event-idx" ? base.event_idx : base.mrg_rxbuf) = v == "on";
-    }
-  }
-  return "";
-}
 
 // Every profile in profiles/ (the source tree's, else the current directory's), by name.
 std::vector<std::string> AllProfiles() {
@@ -387,58 +326,59 @@ int RunCompare(int argc, char** argv) {
   std::string profile = "default", designs_arg = "all";
   Options o;
   LogThreshold() = LogLevel::kWarn;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      Help(stdout);
-      return 0;
-    }
-    if (a == "--with-dpdk") {
-      o.with_dpdk = true;
-      continue;
-    }
-    if (a == "--verbose") {
-      LogThreshold() = LogLevel::kDebug;
-      continue;
-    }
-    if (a == "--quiet") {
-      LogThreshold() = LogLevel::kError;
-      continue;
-    }
-    std::string v;
-    if (!SplitOption(argc, argv, &i, &a, &v)) return Usage(a + " needs a value");
-    if (a == "--repeat") {
-      uint64_t n = 0;
-      if (!ParseU64(v.c_str(), &n) || n == 0 || n > 100) return Usage("--repeat takes 1..100");
-      o.repeat = static_cast<uint32_t>(n);
-    } else if (a == "--warmup") {
-      uint64_t n = 0;
-      if (!ParseU64(v.c_str(), &n) || n > 100) return Usage("--warmup takes 0..100");
-      o.warmup = static_cast<uint32_t>(n);
-    } else if (a == "--profile")
-      profile = v;
-    else if (a == "--designs")
-      designs_arg = v;
-    else if (a == "--json-dir")
-      o.json_dir = v;
-    else if (a == "--packets" || a == "--seconds" || a == "--queues" || a == "--mapping" ||
-             a == "--page-size" || a == "--ring-size" || a == "--packet-size" ||
-             a == "--packet-sizes" || a == "--event-idx" || a == "--mrg-rxbuf")
-      o.overrides.emplace_back(a, v);
-    else
-      return Usage("unknown option " + a);
-  }
-  // Bad override values are usage errors before anything runs.
+  CLI::App app("", "compare");
+  const std::string group = "options (defaults in brackets)";
+  Describe(app, kUsage, kDescription, kFooter, group);
+  app.add_option("--profile", profile,
+                 Wrap("[default] workload profile: profiles/P.toml or a path. Its first run "
+                      "(after any [sweep]) is the workload. 'all': every profile in profiles/, "
+                      "in name order, one table each (overrides apply to each)."))
+      ->type_name("P")
+      ->group(group);
+  app.add_option("--designs", designs_arg,
+                 Wrap("[all] IOTLB designs to run, comma-separated. Available: " +
+                      DesignNamesJoined() + "."))
+      ->type_name("LIST")
+      ->group(group);
+  app.add_flag("--with-dpdk", o.with_dpdk,
+               "also run DPDK's vhost PMD (needs dpdk-testpmd on PATH).")
+      ->group(group);
+  app.add_option("--repeat", o.repeat,
+                 Wrap("[5] rounds, 1..100: each round runs every configuration once; round r "
+                      "runs them in an order rotated by about r/N of the list, so that no "
+                      "configuration is always first or last. The table shows medians over "
+                      "rounds and the min..max range."))
+      ->type_name("N")
+      ->check(CLI::Range(1, 100).description(""))
+      ->group(group);
+  app.add_option("--warmup", o.warmup,
+                 Wrap("[1] discarded runs of each backend's IOMMU-off configuration before the "
+                      "first round, 0..100 (0: none)."))
+      ->type_name("N")
+      ->check(CLI::Range(0, 100).description(""))
+      ->group(group);
+  app.add_option("--json-dir", o.json_dir,
+                 Wrap("write every run's record as JSON into DIR (created if missing), one file "
+                      "per run: <profile>-<backend>-<design>-iommu-<on|off>-r<round>.json, and "
+                      "<profile>-compare.json: each round's order, the warm-up, medians, ratios "
+                      "and p-values."))
+      ->type_name("DIR")
+      ->group(group);
+  // The workload flags override the profile's workload (see `vhostlab run --help`); their
+  // checks run before anything does.
+  SettingFlags workload(app, nullptr, "workload (overrides the profile's; see vhostlab run --help)",
+                        kWorkloadSettings);
+  AddLogFlags(app, /*quiet_errors_only=*/true);
+  if (const int status = Parse(app, argc, argv); status >= 0) return status;
   {
     experiment::RunConfig probe;
-    if (std::string err = ApplyOverrides(o, probe); !err.empty()) return Usage(err);
+    if (Status st = workload.ApplyTo(probe); !st.ok()) return Usage(st.message());
   }
   std::vector<std::string> all = iotlb::DesignNames();
   if (designs_arg == "all") {
     o.designs = all;
   } else {
-    for (auto& d : SplitCommas(designs_arg))
-      if (!d.empty()) o.designs.push_back(std::move(d));
+    o.designs = SplitList(designs_arg);
   }
   for (const auto& d : o.designs)
     if (std::find(all.begin(), all.end(), d) == all.end())
@@ -469,7 +409,7 @@ int RunCompare(int argc, char** argv) {
   const auto t_start = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < profiles.size() && !StopFlag().load(); ++i) {
     experiment::RunConfig base = profiles[i].runs.front();
-    ApplyOverrides(o, base);
+    if (Status st = workload.ApplyTo(base); !st.ok()) return Usage(st.message());
     std::string label;
     if (profiles.size() > 1) {
       // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).

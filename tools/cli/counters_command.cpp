@@ -7,61 +7,42 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/counters/counters.hpp"
 #include "core/counters/tsc.hpp"
 #include "tools/cli/command.hpp"
+#include "tools/cli/flags.hpp"
 
 namespace vhostlab::cli {
 namespace {
 
-void Help() {
-  std::printf(
-      "usage: vhostlab counters [--events NAME,NAME,...]\n\n"
-      "Lists the counters the collector can read on this machine and why the others do not.\n"
-      "Without --events it checks the default set every run collects:\n"
-      "  hardware: cycles, instructions, branch-misses, L1-dcache-load-misses, LLC-load-misses,\n"
-      "            dTLB-load-misses (need a hardware PMU; VMs often have none)\n"
-      "  software: task-clock, page-faults, context-switches, cpu-migrations (kernel counted)\n"
-      "  tsc:      the invariant TSC (lfence; rdtsc), calibrated against CLOCK_MONOTONIC_RAW\n"
-      "Other names go to libpfm4 as written (e.g. perf::PERF_COUNT_HW_CACHE_L1D:READ:MISS).\n\n"
-      "Each event is opened alone with perf_event_open on this thread and counted over a short\n"
-      "loop. STATUS is 'ok' with the sample value, or the reason it cannot count (from errno:\n"
-      "'unavailable: no PMU', permission denied with perf_event_paranoid, not supported).\n"
-      "Unavailable counters are never reported as 0 by vhostlab.\n\n"
-      "Exit status: 0, or 1 when a name is unknown to libpfm4.\n");
-}
+constexpr const char* kUsage = "usage: vhostlab counters [--events NAME,NAME,...]\n";
 
-std::vector<std::string> SplitCommas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+constexpr const char* kDescription =
+    "Lists the counters the collector can read on this machine and why the others do not.\n"
+    "Without --events it checks the default set every run collects:\n"
+    "  hardware: cycles, instructions, branch-misses, L1-dcache-load-misses, LLC-load-misses,\n"
+    "            dTLB-load-misses (need a hardware PMU; VMs often have none)\n"
+    "  software: task-clock, page-faults, context-switches, cpu-migrations (kernel counted)\n"
+    "  tsc:      the invariant TSC (lfence; rdtsc), calibrated against CLOCK_MONOTONIC_RAW\n"
+    "Other names go to libpfm4 as written (e.g. perf::PERF_COUNT_HW_CACHE_L1D:READ:MISS).\n\n"
+    "Each event is opened alone with perf_event_open on this thread and counted over a short\n"
+    "loop. STATUS is 'ok' with the sample value, or the reason it cannot count (from errno:\n"
+    "'unavailable: no PMU', permission denied with perf_event_paranoid, not supported).\n"
+    "Unavailable counters are never reported as 0 by vhostlab.\n";
+
+constexpr const char* kFooter = "Exit status: 0, or 1 when a name is unknown to libpfm4.\n";
 
 int RunCounters(int argc, char** argv) {
-  std::vector<std::string> events;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      Help();
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--events") && i + 1 < argc) {
-      events = SplitCommas(argv[++i]);
-      continue;
-    }
-    if (!std::strncmp(argv[i], "--events=", 9)) {
-      events = SplitCommas(argv[i] + 9);
-      continue;
-    }
-    std::fprintf(stderr, "vhostlab counters: unexpected argument '%s' (see --help)\n", argv[i]);
-    return 2;
-  }
+  std::string events_arg;
+  CLI::App app("", "counters");
+  Describe(app, kUsage, kDescription, kFooter);
+  app.add_option("--events", events_arg, "comma-separated event names (default: the default set).")
+      ->type_name("LIST");
+  if (const int status = Parse(app, argc, argv); status >= 0) return status;
+  const std::vector<std::string> events = SplitList(events_arg);
   const auto& tsc = counters::TscClock::Get();
   std::printf("hardware PMU: %s; perf_event_paranoid=%d; %s\n\n",
               counters::HaveHardwarePmu() ? "present" : "none (software events and TSC only)",

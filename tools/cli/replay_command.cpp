@@ -16,78 +16,48 @@
 namespace vhostlab::cli {
 namespace {
 
-void Help(FILE* out) {
-  std::fprintf(out,
-      "usage: vhostlab replay TRACE [--designs all|A,B,...] [--repeat N] [--json FILE]\n"
-      "\n"
-      "Replays an IOTLB trace recorded by `vhostlab backend --record TRACE` (any front-end:\n"
-      "QEMU with a vIOMMU guest, DPDK virtio-user, `vhostlab run`) on each design, in the\n"
-      "recorded order: every UPDATE and INVALIDATE, a fresh table at each connection, and every\n"
-      "translation the datapath asked for. Each translation is checked against `reference`; a\n"
-      "design that answers one differently fails (exit status 1, with the record that shows\n"
-      "it). Then each design is timed: ns per translation (each run of consecutive translations\n"
-      "timed as a block, the timer's own cost subtracted; the stream repeated to at least\n"
-      "200,000 steps per round), ns per UPDATE and per INVALIDATE (each timed alone), median\n"
-      "(min..max) of N rounds.\n"
-      "\n"
-      "options:\n"
-      "  --designs LIST  comma-separated design names, or all (default). Available: %s.\n"
-      "  --repeat N      timing rounds (default 5).\n"
-      "  --json FILE     write one run record per design (the `vhostlab run --json` schema:\n"
-      "                  config.backend \"replay\", config.profile \"replay:<trace>\"), a JSON\n"
-      "                  list that vhostlab.load_results() reads into the usual DataFrame.\n"
-      "\n"
-      "The trace format is documented in core/trace/trace.hpp; vhostlab.load_trace() reads it.\n"
-      "example:\n"
-      "  vhostlab replay results/traces/qemu-strict-1024.vltrace --designs all\n",
-      DesignNamesJoined().c_str());
-}
+constexpr const char* kUsage =
+    "usage: vhostlab replay TRACE [--designs all|A,B,...] [--repeat N] [--json FILE]\n";
+
+constexpr const char* kDescription =
+    "Replays an IOTLB trace recorded by `vhostlab backend --record TRACE` (any front-end:\n"
+    "QEMU with a vIOMMU guest, DPDK virtio-user, `vhostlab run`) on each design, in the\n"
+    "recorded order: every UPDATE and INVALIDATE, a fresh table at each connection, and every\n"
+    "translation the datapath asked for. Each translation is checked against `reference`; a\n"
+    "design that answers one differently fails (exit status 1, with the record that shows\n"
+    "it). Then each design is timed: ns per translation (each run of consecutive translations\n"
+    "timed as a block, the timer's own cost subtracted; the stream repeated to at least\n"
+    "200,000 steps per round), ns per UPDATE and per INVALIDATE (each timed alone), median\n"
+    "(min..max) of N rounds.\n";
+
+constexpr const char* kFooter =
+    "The trace format is documented in core/trace/trace.hpp; vhostlab.load_trace() reads it.\n"
+    "example:\n"
+    "  vhostlab replay results/traces/qemu-strict-1024.vltrace --designs all\n";
 
 int RunReplay(int argc, char** argv) {
-  std::string path, json;
-  std::vector<std::string> designs;
+  std::string path, json, designs_arg = "all";
   trace::ReplayOptions options;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i], v;
-    if (a == "--help" || a == "-h") {
-      Help(stdout);
-      return 0;
-    }
-    if (a.rfind("--", 0) != 0) {
-      if (!path.empty()) {
-        std::fprintf(stderr, "vhostlab replay: one TRACE only ('%s' and '%s')\n", path.c_str(),
-                     a.c_str());
-        return 2;
-      }
-      path = a;
-      continue;
-    }
-    if (!SplitOption(argc, argv, &i, &a, &v)) {
-      std::fprintf(stderr, "vhostlab replay: %s needs a value\n", a.c_str());
-      return 2;
-    }
-    if (a == "--designs") {
-      if (v == "all") continue;
-      for (const std::string& d : SplitCommas(v))
-        if (!d.empty()) designs.push_back(d);
-    } else if (a == "--repeat") {
-      uint64_t n = 0;
-      if (!ParseU64(v.c_str(), &n) || n == 0 || n > 1000) {
-        std::fprintf(stderr, "vhostlab replay: --repeat must be 1..1000, not '%s'\n", v.c_str());
-        return 2;
-      }
-      options.repeat = static_cast<uint32_t>(n);
-    } else if (a == "--json") {
-      json = v;
-    } else {
-      std::fprintf(stderr, "vhostlab replay: unknown option '%s' (see --help)\n", a.c_str());
-      return 2;
-    }
-  }
-  if (path.empty()) {
-    std::fprintf(stderr, "vhostlab replay: which TRACE? (see --help)\n");
-    return 2;
-  }
+  CLI::App app("", "replay");
+  Describe(app, kUsage, kDescription, kFooter);
+  app.add_option("TRACE", path, "the trace file (`vhostlab backend --record`).")
+      ->type_name("")
+      ->required();
+  app.add_option("--designs", designs_arg,
+                 Wrap("comma-separated design names, or all (default). Available: " +
+                      DesignNamesJoined() + "."))
+      ->type_name("LIST");
+  app.add_option("--repeat", options.repeat, "timing rounds (default 5, 1..1000).")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000).description(""));
+  app.add_option("--json", json,
+                 Wrap("write one run record per design (the `vhostlab run --json` schema: "
+                      "config.backend \"replay\", config.profile \"replay:<trace>\"), a JSON "
+                      "list that vhostlab.load_results() reads into the usual DataFrame."))
+      ->type_name("FILE");
+  if (const int status = Parse(app, argc, argv); status >= 0) return status;
+  const std::vector<std::string> designs =
+      designs_arg == "all" ? std::vector<std::string>{} : SplitList(designs_arg);
   options.designs = designs.empty() ? iotlb::DesignNames() : designs;
   auto t = trace::Read(path);
   if (!t) {
