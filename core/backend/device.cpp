@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 
 #include <thread>
+#include <absl/strings/str_join.h>
 
 #include "core/backend/worker.hpp"
 #include "core/backend/worker_env.hpp"
@@ -172,9 +173,8 @@ Result<std::unique_ptr<Device>> MakeDevice(const BackendOptions& options, Counte
     device = std::make_unique<DeviceImpl<D>>(options, counters, recorder, threads);
   });
   if (!found) {
-    std::string names;
-    for (const auto& n : iotlb::DesignNames()) names += (names.empty() ? "" : ", ") + n;
-    return Error{"unknown IOTLB design '" + std::string(design) + "' (available: " + names + ")"};
+    return Error{"unknown IOTLB design '" + std::string(design) + "' (available: " +
+                 absl::StrJoin(iotlb::DesignNames(), ", ") + ")"};
   }
   return device;
 }

@@ -2,6 +2,7 @@
 #include "core/experiment/placement.hpp"
 
 #include <algorithm>
+#include <absl/strings/str_join.h>
 
 #include "core/topology/cpuset.hpp"
 
@@ -136,7 +137,7 @@ Result<Placement> PlanPlacement(const PlacementRequest& r,
     }
   }
   p.shared = !reasons.empty();
-  for (const auto& why : reasons) p.why_shared += (p.why_shared.empty() ? "" : "; ") + why;
+  p.why_shared = absl::StrJoin(reasons, "; ");
   return p;
 }
 

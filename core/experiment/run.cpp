@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <absl/strings/str_join.h>
 
 #include "core/base/log.hpp"
 #include "core/counters/run_counters.hpp"
@@ -237,9 +238,7 @@ void RecordSessionContext(const frontend::FrontendConfig& fc, const frontend::Fr
 // (the queue threads' CPUs in queue order); a placement that shares cores says so in a note.
 void RecordPlacement(const frontend::FrontendConfig& fc, const Placement& placement,
                      const PeerThreads& peer_threads, RunRecord* rec) {
-  std::string cpu_list;
-  for (int c : fc.cpus) cpu_list += (cpu_list.empty() ? "" : ",") + std::to_string(c);
-  rec->context["frontend_cpus"] = cpu_list.empty() ? "unpinned" : cpu_list;
+  rec->context["frontend_cpus"] = fc.cpus.empty() ? "unpinned" : absl::StrJoin(fc.cpus, ",");
   rec->context["placement"] = placement.Describe(peer_threads.label, peer_threads.per_queue);
   if (placement.shared) rec->notes.push_back("placement shares cores: " + placement.why_shared);
 }

@@ -4,6 +4,8 @@
 // goes to the control CPUs, and its statistics become the record's backend rows.
 #include "core/experiment/peers/peer.hpp"
 
+#include <absl/strings/str_join.h>
+
 #include "core/topology/cpuset.hpp"
 
 namespace vhostlab::experiment {
@@ -49,9 +51,7 @@ class SelfPeer final : public Peer {
   }
   void Report(const Placement& placement, RunRecord* rec) const override {
     const std::vector<int> cpus = placement.BackendWorkerCpus();
-    std::string list;
-    for (int c : cpus) list += (list.empty() ? "" : ",") + std::to_string(c);
-    rec->context["backend_cpus"] = cpus.empty() ? "unpinned" : list;
+    rec->context["backend_cpus"] = cpus.empty() ? "unpinned" : absl::StrJoin(cpus, ",");
   }
 
  private:

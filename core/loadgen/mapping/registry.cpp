@@ -2,6 +2,7 @@
 #include "core/loadgen/mapping/registry.hpp"
 
 #include <string>
+#include <absl/strings/str_join.h>
 
 #include "core/loadgen/mapping/no_iommu_model.hpp"
 
@@ -19,8 +20,9 @@ static_assert([] {
 Result<Mapping> ParseMapping(std::string_view name) {
   for (const MappingInfo& m : kMappings)
     if (name == m.name || (!m.alias.empty() && name == m.alias)) return m.id;
-  std::string names;
-  for (const MappingInfo& m : kMappings) names += (names.empty() ? "" : ", ") + std::string(m.name);
+  const std::string names = absl::StrJoin(kMappings, ", ", [](std::string* out, const MappingInfo& m) {
+    out->append(m.name);
+  });
   return Error{"unknown mapping '" + std::string(name) + "' (" + names + ")"};
 }
 
