@@ -133,6 +133,9 @@ std::string ProtocolFeatureNames(uint64_t features);
 
 struct U64Payload {
   uint64_t value;
+  // Every u64 is well-formed on the wire; what it means (feature bits, a queue index, a log
+  // base) is checked by the request that carries it.
+  Status Validate() const { return {}; }
 };
 static_assert(sizeof(U64Payload) == 8, "u64 payload (spec: A single 64-bit integer)");
 
@@ -184,6 +187,13 @@ static_assert(sizeof(SingleMemoryRegion) == 40, "single region: u64 pad + region
 struct LogDescription {
   uint64_t mmap_size;
   uint64_t mmap_offset;
+  // The log area [mmap_offset, mmap_offset + mmap_size) must be non-empty and not wrap.
+  Status Validate() const {
+    if (mmap_size == 0) return Error{"log description: mmap_size is 0"};
+    if (mmap_offset + mmap_size < mmap_offset)
+      return Error{"log description: mmap_offset + mmap_size wraps"};
+    return {};
+  }
 };
 static_assert(sizeof(LogDescription) == 16, "log description is two u64");
 

@@ -121,5 +121,12 @@ TEST(Names, FeaturesRenderReadably) {
   EXPECT_EQ(RequestName(999), "UNKNOWN");
 }
 
+TEST(Payloads, LogDescriptionMustBeNonEmptyAndNotWrap) {
+  EXPECT_TRUE((LogDescription{4096, 0}.Validate().ok()));
+  EXPECT_FALSE((LogDescription{0, 0}.Validate().ok()));
+  EXPECT_FALSE((LogDescription{4096, UINT64_MAX - 100}.Validate().ok()));
+  EXPECT_TRUE((U64Payload{UINT64_MAX}.Validate().ok()));
+}
+
 }  // namespace
 }  // namespace vhostlab::protocol
