@@ -226,10 +226,12 @@ class NetDevice {
       virtio::Chain& c = merged_[chains - 1];
       const ChainStatus s = xl_.WalkAhead(rx_, static_cast<uint16_t>(chains), &c);
       if (s == ChainStatus::kMiss) {
-        ++xl_.tally().misses;
         // Not stalled: the chains are walked again at the next burst, which asks again if
-        // this MISS could not be sent.
-        (void)xl_.SendAheadMiss();
+        // this MISS could not be sent (or was not asked: the replica had operations pending).
+        if (!xl_.MissMayBeStale()) {
+          ++xl_.tally().misses;
+          (void)xl_.SendAheadMiss();
+        }
         return MergeStatus::kWait;
       }
       if (s != ChainStatus::kOk) {

@@ -188,11 +188,17 @@ class QueueTranslator {
     const ChainStatus s = q.ring.Walk(q.ring.NextHead(), env_.config.indirect, translate, chain,
                                       fault, &indirect_);
     if (s == ChainStatus::kMiss) {
+      q.stalled = true;
+      q.stalled_generation = reader_->generation();
+      if (MissMayBeStale()) {
+        // Walked again once the pending operations are applied (they move the generation).
+        q.missed_ahead = 0;
+        fresh_miss_ = false;
+        return s;
+      }
       ++tally_.misses;
       NoteMiss(env_.channel.SendMiss(fault->addr, fault->perm, current_queue_,
                                      reader_->applied_seq()));
-      q.stalled = true;
-      q.stalled_generation = reader_->generation();
       q.missed_ahead = 1;
       MissAhead(q, 1);
       ScheduleResend(q);
@@ -208,6 +214,7 @@ class QueueTranslator {
   // answers them back to back instead of one round trip per chain. Nothing is consumed, and
   // only chains the driver published (below the burst's avail index) are read.
   void MissAhead(QueueState& q, uint16_t first) {
+    if (MissMayBeStale()) return;
     const uint16_t avail = q.ring.Pending();
     const uint16_t end = static_cast<uint16_t>(std::min<uint32_t>(avail, kBurst));
     for (uint16_t k = first; k < end; ++k)
@@ -227,9 +234,19 @@ class QueueTranslator {
   const virtio::ChainFault& ahead_fault() const { return ahead_fault_; }
   // The MISS for ahead_fault() (a WalkAhead that missed).
   BackendChannel::MissResult SendAheadMiss() {
+    if (MissMayBeStale()) return BackendChannel::MissResult::kInFlight;
     return env_.channel.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_,
                                  reader_->applied_seq());
   }
+
+  // A miss while this worker's replica still has operations to apply may be answered by one of
+  // them: the front-end maps a buffer (UPDATE, acknowledged once published to every replica)
+  // before it posts the chain, and this worker applies the UPDATE only at its next quiescent
+  // state. It is not asked for: the queue stalls, the pending operations move the generation,
+  // and the chain is walked again. (Asking would make the front-end answer a MISS for a page
+  // it mapped long ago, or, in strict mode, had already unmapped again by the time it reads
+  // it: an unresolved MISS.)
+  bool MissMayBeStale() const { return reader_->HasPendingOps(); }
 
   template <typename... Args>
   void Break(QueueState& q, const char* fmt, Args... args) {
@@ -276,8 +293,10 @@ class QueueTranslator {
           env_.recorder->Translation(current_queue_, a, n, perm, t);
         if (t.outcome == iotlb::Outcome::kAccessFail) return {RingXlate::kAccessFail, nullptr, a};
         if (t.outcome == iotlb::Outcome::kMiss) {
-          ++tally_.misses;
-          NoteMiss(env_.channel.SendMiss(a, perm, current_queue_, reader_->applied_seq()));
+          if (!MissMayBeStale()) {
+            ++tally_.misses;
+            NoteMiss(env_.channel.SendMiss(a, perm, current_queue_, reader_->applied_seq()));
+          }
           missed = true;
           done += kPage - (a & (kPage - 1));
           continue;

@@ -94,6 +94,10 @@ class Replicated {
     }
     // Changes whenever applied operations may have changed translations.
     uint64_t generation() const { return generation_; }
+    // Whether operations published to this replica wait for its next Quiesce()/Online(): a
+    // lookup that misses now may be answered by one of them (an UPDATE the writer already
+    // acknowledged), so the caller can retry after applying them instead of asking again.
+    bool HasPendingOps() const { return pending_.load(std::memory_order_acquire); }
     // The sequence number of the last writer operation this replica has applied (writer
     // operations are numbered 1, 2, ... in publish order; see Replicated::last_seq()).
     uint64_t applied_seq() const { return applied_seq_.load(std::memory_order_relaxed); }
