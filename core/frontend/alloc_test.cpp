@@ -17,6 +17,7 @@
 #include <new>
 
 #include "core/backend/backend.hpp"
+#include "core/frontend/backend_process.hpp"
 #include "core/frontend/frontend.hpp"
 
 namespace {
@@ -44,59 +45,6 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace vhostlab::frontend {
 namespace {
-
-// A loopback backend in a child process until the parent closes the pipe (bounded waits).
-class Child {
- public:
-  Child() {
-    char tmpl[] = "/tmp/vhostlab-alloc-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    socket_ = dir_ + "/backend.sock";
-    int ctl[2], res[2];
-    if (pipe(ctl) != 0 || pipe(res) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      close(ctl[1]);
-      close(res[0]);
-      backend::BackendOptions o;
-      o.socket_path = socket_;
-      o.serve_forever = true;  // one connection per run
-      auto b = backend::CreateBackend(o);
-      char ok = (b.ok() && (*b)->Start().ok()) ? 1 : 0;
-      if (write(res[1], &ok, 1) != 1 || !ok) _exit(1);
-      char c;
-      while (read(ctl[0], &c, 1) > 0) {
-      }
-      (*b)->Stop();
-      _exit(0);
-    }
-    close(ctl[0]);
-    close(res[1]);
-    ctl_ = ctl[1];
-    char ok = 0;
-    pollfd p{res[0], POLLIN, 0};
-    ready_ = poll(&p, 1, 10000) == 1 && read(res[0], &ok, 1) == 1 && ok == 1;
-    close(res[0]);
-  }
-  ~Child() {
-    if (ctl_ >= 0) close(ctl_);
-    if (pid_ > 0) {
-      for (int i = 0; i < 300 && waitpid(pid_, nullptr, WNOHANG) == 0; ++i) usleep(10000);
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  bool ready() const { return ready_; }
-  const std::string& socket() const { return socket_; }
-
- private:
-  std::string dir_, socket_;
-  pid_t pid_ = -1;
-  int ctl_ = -1;
-  bool ready_ = false;
-};
 
 // Heap allocations by the queue threads during the traffic of one run of `packets` packets.
 uint64_t AllocationsOf(const std::string& socket, Mapping mapping, bool iommu, uint64_t packets) {
@@ -132,7 +80,7 @@ TEST(FrontendAllocations, NoHeapAllocationPerPacket) {
                  Case{Mapping::kCold, true}, Case{Mapping::kLazy, true},
                  Case{Mapping::kStrict, true}}) {
     SCOPED_TRACE(std::string(MappingName(k.mapping)) + (k.iommu ? "" : ", IOMMU off"));
-    Child child;
+    BackendProcess child(1, backend::DeviceMode::kLoopback, /*serve_forever=*/true);
     ASSERT_TRUE(child.ready());
     const uint64_t small = AllocationsOf(child.socket(), k.mapping, k.iommu, 2000);
     const uint64_t large = AllocationsOf(child.socket(), k.mapping, k.iommu, 20000);

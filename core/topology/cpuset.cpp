@@ -15,6 +15,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/topology/bitmap_ids.hpp"
+
 namespace vhostlab::topology {
 namespace {
 
@@ -53,14 +55,6 @@ Bitmap ToBitmap(const std::vector<int>& cpus) {
   Bitmap b = NewBitmap();
   for (int c : cpus) hwloc_bitmap_set(b.get(), static_cast<unsigned>(c));
   return b;
-}
-
-std::vector<int> FromBitmap(hwloc_const_bitmap_t b) {
-  std::vector<int> out;
-  int i;
-  hwloc_bitmap_foreach_begin(i, b) { out.push_back(i); }
-  hwloc_bitmap_foreach_end();
-  return out;
 }
 
 bool AllDigits(std::string_view s) {
@@ -148,7 +142,7 @@ Result<std::vector<int>> ParseCpuList(std::string_view text) {
   if (hwloc_bitmap_iszero(b.get())) return Error{"CPU list " + quoted + " names no CPU"};
   if (hwloc_bitmap_last(b.get()) > kMaxCpuId)
     return Error{"CPU list " + quoted + " names CPUs above " + std::to_string(kMaxCpuId)};
-  return FromBitmap(b.get());
+  return BitmapIds(b.get());
 }
 
 std::string FormatCpuList(const std::vector<int>& cpus) {
@@ -180,11 +174,11 @@ std::vector<std::vector<int>> AllowedCores() {
     Bitmap pus = NewBitmap();
     hwloc_bitmap_and(pus.get(), core->cpuset, mine.get());
     hwloc_bitmap_or(covered.get(), covered.get(), pus.get());
-    if (!hwloc_bitmap_iszero(pus.get())) cores.push_back(FromBitmap(pus.get()));
+    if (!hwloc_bitmap_iszero(pus.get())) cores.push_back(BitmapIds(pus.get()));
   }
   // PUs outside every core object (hwloc may report none on odd virtual machines): one each.
   hwloc_bitmap_andnot(mine.get(), mine.get(), covered.get());
-  for (int c : FromBitmap(mine.get())) cores.push_back({c});
+  for (int c : BitmapIds(mine.get())) cores.push_back({c});
   return cores;
 }
 
@@ -221,7 +215,7 @@ std::vector<int> ThisThreadCpus() {
   if (!topo) return SchedAffinity();
   Bitmap b = NewBitmap();
   if (hwloc_get_cpubind(topo, b.get(), HWLOC_CPUBIND_THREAD) != 0) return {};
-  return FromBitmap(b.get());
+  return BitmapIds(b.get());
 }
 
 std::vector<int> ThreadCpus(int tid) {

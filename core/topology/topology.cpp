@@ -5,10 +5,13 @@
 // the cache's cpuset, and belongs to a NUMA node when their cpusets intersect.
 #include "core/topology/topology.hpp"
 
+#include <absl/strings/str_join.h>
 #include <hwloc.h>
 #include <sched.h>
 
 #include <cstdio>
+
+#include "core/topology/bitmap_ids.hpp"
 
 namespace vhostlab::topology {
 
@@ -18,27 +21,6 @@ struct Topology::Handle {
     if (topo) hwloc_topology_destroy(topo);
   }
 };
-
-namespace {
-
-std::vector<int> OsIndices(hwloc_const_cpuset_t set) {
-  std::vector<int> out;
-  int i;
-  hwloc_bitmap_foreach_begin(i, set) { out.push_back(i); }
-  hwloc_bitmap_foreach_end();
-  return out;
-}
-
-std::string Join(const std::vector<int>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(v[i]);
-  }
-  return s;
-}
-
-}  // namespace
 
 std::string FormatBytes(uint64_t bytes) {
   // Exact multiples print as integers ("48 KiB"); others with one decimal ("5.2 GiB").
@@ -78,7 +60,7 @@ Result<Topology> Topology::Load() {
     CoreInfo info;
     info.index = i;
     info.os_index = c->os_index == HWLOC_UNKNOWN_INDEX ? -1 : static_cast<int>(c->os_index);
-    info.pus = OsIndices(c->cpuset);
+    info.pus = BitmapIds(c->cpuset);
     t.cores_.push_back(std::move(info));
   }
 
@@ -114,7 +96,7 @@ Result<Topology> Topology::Load() {
       info.size_bytes = a.size;
       info.line_bytes = a.linesize;
       info.ways = a.associativity;
-      info.pus = OsIndices(obj->cpuset);
+      info.pus = BitmapIds(obj->cpuset);
       for (int i = 0; i < ncores; ++i) {
         if (hwloc_bitmap_isincluded(core_objs[i]->cpuset, obj->cpuset)) info.cores.push_back(i);
       }
@@ -134,7 +116,7 @@ Status Topology::BindThisThreadToCore(int core) const {
           0 &&
       hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
     return Error{"topology: binding to core " + std::to_string(core) + " (PUs " +
-                 Join(cores_[core].pus) + ") refused"};
+                 absl::StrJoin(cores_[core].pus, ",") + ") refused"};
   }
   return Status::Ok();
 }
@@ -147,17 +129,17 @@ std::string Topology::Describe() const {
                   " NUMA node(s)\n";
   for (const NumaNode& n : numa_) {
     s += "  numa " + std::to_string(n.index) + ": " + FormatBytes(n.local_memory_bytes) +
-         ", cores " + Join(n.cores) + "\n";
+         ", cores " + absl::StrJoin(n.cores, ",") + "\n";
   }
   for (const CoreInfo& c : cores_) {
-    s += "  core " + std::to_string(c.index) + ": PUs " + Join(c.pus) + "\n";
+    s += "  core " + std::to_string(c.index) + ": PUs " + absl::StrJoin(c.pus, ",") + "\n";
   }
   for (const CacheInfo& c : caches_) {
     const char* suffix = c.type == "data" ? "d" : c.type == "instruction" ? "i" : "";
     s += "  L" + std::to_string(c.level) + suffix + ": " + FormatBytes(c.size_bytes) + ", " +
          std::to_string(c.line_bytes) + " B lines, " +
          (c.ways < 0 ? std::string("fully associative") : std::to_string(c.ways) + "-way") +
-         ", shared by cores " + Join(c.cores) + "\n";
+         ", shared by cores " + absl::StrJoin(c.cores, ",") + "\n";
   }
   return s;
 }
