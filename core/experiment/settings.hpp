@@ -1,7 +1,7 @@
 // The run settings: ONE table (VHOSTLAB_RUN_SETTINGS below) that names every RunConfig field a
 // user can set, with its type, range and help, and drives everything that reads or writes one:
 //   - the TOML profile loader (profile.cpp): [workload] and [sweep] keys;
-//   - the `vhostlab run` / `vhostlab compare` flags (tools/cli/run_settings_flags.cpp), their
+//   - the `vhostlab run` / `vhostlab compare` flags (SettingFlags in tools/cli/flags.cpp), their
 //     help lines (with the default) and their range checks (usage errors, exit 2);
 //   - the "config" object of every JSON record (record_json.cpp), in table order;
 //   - the Python RunConfig properties, `vhostlab.run(**kwargs)` and `_core.run_settings()`
