@@ -193,7 +193,8 @@ Status CheckCpusAllowed(const std::vector<int>& cpus, const std::vector<int>& al
                         std::string_view what) {
   for (int c : cpus)
     if (std::find(allowed.begin(), allowed.end(), c) == allowed.end())
-      return Error{std::string(what) + ": CPU " + std::to_string(c) +
+      return Error{(what.empty() ? std::string() : std::string(what) + ": ") + "CPU " +
+                   std::to_string(c) +
                    " is not available to this process (allowed: " + FormatCpuList(allowed) +
                    ")"};
   return {};

@@ -38,7 +38,8 @@ std::vector<std::vector<int>> AllowedCores();
 // AllowedCores() flattened, sorted.
 std::vector<int> AllowedCpus();
 
-// Error unless every CPU of `cpus` is in `allowed`; `what` names the setting in the message
+// Error unless every CPU of `cpus` is in `allowed`; `what` names the setting in the message (empty:
+// no prefix, when the caller adds its own)
 // ("cpus: CPU 7 is not available to this process (allowed: 0-1)").
 Status CheckCpusAllowed(const std::vector<int>& cpus, const std::vector<int>& allowed,
                         std::string_view what);

@@ -94,7 +94,8 @@ int RunBackend(int argc, char** argv) {
             // hwloc's. Every CPU must be one this process may use.
             auto parsed = topology::ParseCpuList(v);
             if (!parsed.ok()) return parsed.error().message;
-            Status st = topology::CheckCpusAllowed(*parsed, topology::AllowedCpus(), "--cpus");
+            // CLI11 names the flag in front of the message.
+            Status st = topology::CheckCpusAllowed(*parsed, topology::AllowedCpus(), "");
             if (!st.ok()) return st.message();
             opts.worker_cpus = *parsed;
             return std::string();

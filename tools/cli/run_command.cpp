@@ -15,6 +15,7 @@
 #include "core/experiment/profile.hpp"
 #include "core/experiment/record_json.hpp"
 #include "core/experiment/run.hpp"
+#include "core/topology/cpuset.hpp"
 #include "tools/cli/command.hpp"
 #include "tools/cli/flags.hpp"
 
@@ -173,8 +174,16 @@ int RunRun(int argc, char** argv) {
   } else {
     runs.push_back(CliDefaults());
   }
-  for (auto& c : runs)
+  for (auto& c : runs) {
     if (Status st = settings.ApplyTo(c); !st.ok()) return Usage(st.message());
+    // A CPU this machine does not offer is a usage error here, before any set-up (the table
+    // checks only the list's form, so that a profile reads the same everywhere).
+    const std::vector<int> allowed = topology::AllowedCpus();
+    for (const auto& [cpus, flag] : {std::pair{&c.cpus, "--cpus"},
+                                     std::pair{&c.backend_cpus, "--backend-cpus"}})
+      if (Status st = topology::CheckCpusAllowed(*cpus, allowed, flag); !st.ok())
+        return Usage(st.message());
+  }
 
   CatchStopSignals();
   std::atomic<bool>& stop = StopFlag();
