@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "core/topology/bitmap_ids.hpp"
+#include "core/topology/cpuset.hpp"
 
 namespace vhostlab::topology {
 
@@ -111,14 +112,8 @@ Status Topology::BindThisThreadToCore(int core) const {
     return Error{"topology: core " + std::to_string(core) + " out of range (machine has " +
                  std::to_string(cores_.size()) + " cores)"};
   }
-  hwloc_obj_t obj = hwloc_get_obj_by_type(handle_->topo, HWLOC_OBJ_CORE, core);
-  if (hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD | HWLOC_CPUBIND_STRICT) !=
-          0 &&
-      hwloc_set_cpubind(handle_->topo, obj->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
-    return Error{"topology: binding to core " + std::to_string(core) + " (PUs " +
-                 absl::StrJoin(cores_[core].pus, ",") + ") refused"};
-  }
-  return Status::Ok();
+  // A core is the set of its PUs: one binder (cpuset.hpp) for every thread placement.
+  return BindThisThreadToCpus(cores_[core].pus);
 }
 
 int Topology::CurrentCpu() { return sched_getcpu(); }
