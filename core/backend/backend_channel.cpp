@@ -59,13 +59,17 @@ Status BackendChannel::SendIotlb(uint64_t iova, uint64_t size, Perm perm, uint8_
                           protocol::kVersion, &m, sizeof(m));
 }
 
+std::vector<BackendChannel::InFlight>::iterator BackendChannel::FirstInFlightFrom(uint64_t page) {
+  return std::lower_bound(in_flight_.begin(), in_flight_.end(), page,
+                          [](const InFlight& e, uint64_t p) { return e.page < p; });
+}
+
 BackendChannel::MissResult BackendChannel::SendMiss(uint64_t iova, Perm perm, uint16_t queue,
                                                    uint64_t applied_seq) {
   constexpr std::size_t kForgetAnsweredAt = 256;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t page = iova >> 12;
-  auto it = std::lower_bound(in_flight_.begin(), in_flight_.end(), page,
-                             [](const InFlight& e, uint64_t p) { return e.page < p; });
+  auto it = FirstInFlightFrom(page);
   if (it != in_flight_.end() && it->page == page) {
     // Unanswered, or answered by an UPDATE this worker has not applied yet: whatever
     // permission is asked now, that answer comes first (QEMU always grants RW); the queue
@@ -76,8 +80,7 @@ BackendChannel::MissResult BackendChannel::SendMiss(uint64_t iova, Perm perm, ui
   if (in_flight_.size() >= kForgetAnsweredAt && min_applied_) {
     const uint64_t everyone = min_applied_();
     std::erase_if(in_flight_, [&](const InFlight& e) { return e.answered && e.answered <= everyone; });
-    it = std::lower_bound(in_flight_.begin(), in_flight_.end(), page,
-                          [](const InFlight& e, uint64_t p) { return e.page < p; });
+    it = FirstInFlightFrom(page);
     if (in_flight_.size() < kMaxMissesInFlight) warned_full_ = false;
   }
   if (in_flight_.size() >= kMaxMissesInFlight) {
@@ -105,8 +108,7 @@ void BackendChannel::NoteUpdate(iotlb::IovaRange range, uint64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
   if (in_flight_.empty()) return;
   const uint64_t first = range.first >> 12, last = range.last >> 12;
-  auto it = std::lower_bound(in_flight_.begin(), in_flight_.end(), first,
-                             [](const InFlight& e, uint64_t p) { return e.page < p; });
+  auto it = FirstInFlightFrom(first);
   for (; it != in_flight_.end() && it->page <= last; ++it) it->answered = seq;
 }
 

@@ -87,6 +87,8 @@ class BackendChannel {
     uint64_t answered;  // 0 while unanswered, else the seq of the last UPDATE that covered it
   };
   std::vector<InFlight> in_flight_;
+  // The first entry of in_flight_ whose page is >= `page` (mu_ held).
+  std::vector<InFlight>::iterator FirstInFlightFrom(uint64_t page);
   std::function<uint64_t()> min_applied_;
   bool warned_no_channel_ = false;                    // guarded by mu_
   bool warned_full_ = false;                          // guarded by mu_
