@@ -233,8 +233,8 @@ class QueueTranslator {
   }
   const virtio::ChainFault& ahead_fault() const { return ahead_fault_; }
   // The MISS for ahead_fault() (a WalkAhead that missed).
+  // Callers check MissMayBeStale() first.
   BackendChannel::MissResult SendAheadMiss() {
-    if (MissMayBeStale()) return BackendChannel::MissResult::kInFlight;
     return env_.channel.SendMiss(ahead_fault_.addr, ahead_fault_.perm, current_queue_,
                                  reader_->applied_seq());
   }

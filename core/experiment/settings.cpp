@@ -86,8 +86,8 @@ Result<std::vector<uint64_t>> ParseNumberList(const Setting& s, std::string_view
     bool ok = AllDigits(item) && item.size() <= 9;
     for (char ch : item) v = v * 10 + static_cast<uint64_t>(ch - '0');
     if (!ok)
-      return Error{"'" + std::string(text) + "' is not a list of " + what + " (e.g. \"" +
-                   (s.type == SettingType::kCpuList ? "0,1" : "64,1500,9000") + "\")"};
+      return Error{"'" + std::string(text) + "' is not a list of " + what +
+                   " (e.g. \"64,1500,9000\")"};
     if (v < s.min || v > s.max)
       return Error{std::string(what) + " must be " + Range(s) + ", not " + std::to_string(v)};
     out.push_back(v);
