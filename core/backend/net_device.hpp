@@ -25,6 +25,7 @@
 #include "core/backend/translator.hpp"
 #include "core/backend/worker_env.hpp"
 #include "core/base/seeded_regression.hpp"
+#include "core/base/small_copy.hpp"
 #include "core/virtio/device_queue.hpp"
 
 namespace vhostlab::backend {
@@ -177,10 +178,10 @@ class NetDevice {
       const virtio::Piece& dst = rx_chain_.writable[0];
       if (src.len >= kHdr + frame && dst.len >= kHdr + frame) [[likely]] {
         // Header and frame in one piece on both sides (a driver's usual layout): a fixed
-        // 12-byte store and one copy, without CopyPieces' piece walk. memmove: a guest can
-        // point both at the same memory.
+        // 12-byte store and one copy, without CopyPieces' piece walk. SmallCopy has memmove's
+        // semantics (a guest can point both at the same memory) without glibc's AVX-512 moves.
         std::memcpy(dst.ptr, &hdr, kHdr);
-        std::memmove(dst.ptr + kHdr, src.ptr + kHdr, frame);
+        SmallCopy(dst.ptr + kHdr, src.ptr + kHdr, frame);
       } else {
         if (dst.len >= kHdr) [[likely]]
           std::memcpy(dst.ptr, &hdr, kHdr);

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/base/small_copy.hpp"
 #include "core/loadgen/mapping/registry.hpp"
 #include "core/loadgen/packet.hpp"
 #include "core/protocol/messages.hpp"
@@ -176,7 +177,7 @@ void Pool::Write(uint64_t off, const uint8_t* src, uint32_t len) {
   while (len) {
     uint64_t page = off / page_size, in = off % page_size;
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
-    std::memcpy(page_host[page] + in, src, n);
+    SmallCopy(page_host[page] + in, src, n);
     off += n;
     src += n;
     len -= n;
@@ -187,7 +188,7 @@ void Pool::Read(uint64_t off, uint8_t* dst, uint32_t len) const {
   while (len) {
     uint64_t page = off / page_size, in = off % page_size;
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
-    std::memcpy(dst, page_host[page] + in, n);
+    SmallCopy(dst, page_host[page] + in, n);
     off += n;
     dst += n;
     len -= n;

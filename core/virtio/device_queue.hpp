@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/small_copy.hpp"
 #include "core/iotlb/contract.hpp"
 #include "core/virtio/split_ring.hpp"
 
@@ -139,7 +140,7 @@ inline uint64_t CopyFromPieces(std::span<const Piece> pieces, uint64_t offset, v
       continue;
     }
     const uint64_t n = std::min<uint64_t>(p.len - offset, len - done);
-    std::memmove(out + done, p.ptr + offset, n);
+    SmallCopy(out + done, p.ptr + offset, n);
     done += n;
     offset = 0;
   }
@@ -158,7 +159,7 @@ inline uint64_t CopyPieces(std::span<const Piece> src, uint64_t src_offset,
     const uint64_t n = std::min<uint64_t>(
         {src[si].len - src_offset, dst[di].len - dst_offset, len - done});
     // Guest source and destination may overlap (a guest can point them at the same memory).
-    std::memmove(dst[di].ptr + dst_offset, src[si].ptr + src_offset, n);
+    SmallCopy(dst[di].ptr + dst_offset, src[si].ptr + src_offset, n);
     done += n;
     src_offset += n;
     dst_offset += n;
@@ -180,7 +181,7 @@ inline uint64_t CopyToPieces(const uint8_t* src, uint64_t len, std::span<const P
       continue;
     }
     const uint64_t n = std::min<uint64_t>(p.len - dst_offset, len - done);
-    std::memmove(p.ptr + dst_offset, src + done, n);
+    SmallCopy(p.ptr + dst_offset, src + done, n);
     done += n;
     dst_offset = 0;
   }
