@@ -15,6 +15,11 @@ space. So that the counts of one design do not move when another design changes:
     absl 20220623), so its probe lengths depend on where the table lands;
   - the driver runs with a fixed, minimal environment (the initial stack, and with it every
     stack address, depends on the environment's size);
+  - every symbol is bound at start-up (LD_BIND_NOW=1): with lazy binding, the first call of a
+    library function resolves its PLT slot (~950 instructions of _dl_fixup) wherever that call
+    happens, and on a loaded machine the first call moved into or out of a measured region
+    (cold-4k counts moved by 957 Ir between identical runs, and the D1 misses of others with
+    them);
   - the cache geometry is pinned (valgrind misreads this VM's L3).
 With `--runs 2` the gate runs everything twice and fails unless every count is identical.
 
@@ -35,7 +40,7 @@ import tempfile
 
 CACHE_GEOMETRY = ["--I1=32768,8,64", "--D1=49152,12,64", "--LL=33554432,16,64"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LD_BIND_NOW": "1"}
 
 
 def parse_part(path):
