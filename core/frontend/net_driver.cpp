@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <numeric>
@@ -97,6 +98,7 @@ uint64_t Pool::PagesFor(uint64_t bytes, uint64_t page_size, bool scatter) {
 void Pool::Build(const GuestMemory& memory, uint64_t gpa, uint64_t pages, uint64_t ps, bool scatter,
                  uint64_t spares) {
   page_size = ps;
+  page_shift = static_cast<unsigned>(std::countr_zero(ps));
   chunk_gpa = gpa;
   page_gpa.resize(pages);
   page_host.resize(pages);
@@ -126,7 +128,7 @@ void BufferPlacer::Build(uint64_t positions, uint64_t slot_bytes, uint64_t skew,
                          uint64_t pages, bool spread, uint64_t seed) {
   slot_bytes_ = slot_bytes;
   skew_ = skew;
-  page_size_ = page_size;
+  page_shift_ = static_cast<unsigned>(std::countr_zero(page_size));
   spread_ = spread;
   cursor_ = 0;
   owned_.assign(positions, false);
@@ -149,8 +151,8 @@ void BufferPlacer::Build(uint64_t positions, uint64_t slot_bytes, uint64_t skew,
 }
 
 void BufferPlacer::Count(uint32_t position, int delta) {
-  const uint64_t first = Offset(position) / page_size_;
-  const uint64_t last = (Offset(position) + slot_bytes_ - 1) / page_size_;
+  const uint64_t first = Offset(position) >> page_shift_;
+  const uint64_t last = (Offset(position) + slot_bytes_ - 1) >> page_shift_;
   for (uint64_t page = first; page <= last && page < page_owned_.size(); ++page)
     page_owned_[page] += static_cast<uint32_t>(delta);
 }
@@ -175,7 +177,7 @@ void BufferPlacer::Release(uint32_t position) {
 
 void Pool::Write(uint64_t off, const uint8_t* src, uint32_t len) {
   while (len) {
-    uint64_t page = off / page_size, in = off % page_size;
+    uint64_t page = off >> page_shift, in = off & (page_size - 1);
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
     SmallCopy(page_host[page] + in, src, n);
     off += n;
@@ -186,7 +188,7 @@ void Pool::Write(uint64_t off, const uint8_t* src, uint32_t len) {
 
 void Pool::Read(uint64_t off, uint8_t* dst, uint32_t len) const {
   while (len) {
-    uint64_t page = off / page_size, in = off % page_size;
+    uint64_t page = off >> page_shift, in = off & (page_size - 1);
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, page_size - in));
     SmallCopy(dst, page_host[page] + in, n);
     off += n;

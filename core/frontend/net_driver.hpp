@@ -82,7 +82,8 @@ struct DriverRing {
 };
 
 struct Pool {
-  uint64_t page_size = 0;
+  uint64_t page_size = 0;   // a power of two (4 KiB or 2 MiB)
+  unsigned page_shift = 0;  // log2(page_size): the per-packet paths shift instead of dividing
   uint64_t chunk_gpa = 0;
   std::vector<uint64_t> page_gpa;   // logical page -> guest page
   std::vector<uint8_t*> page_host;  // logical page -> our pointer
@@ -125,7 +126,8 @@ class BufferPlacer {
  private:
   void Count(uint32_t position, int delta);
 
-  uint64_t slot_bytes_ = 0, skew_ = 0, page_size_ = 0;
+  uint64_t slot_bytes_ = 0, skew_ = 0;
+  unsigned page_shift_ = 0;  // log2 of the page size (a power of two)
   bool spread_ = false;
   std::vector<uint32_t> order_;  // spread: visiting order of the positions
   std::size_t cursor_ = 0;
