@@ -108,8 +108,9 @@ class RunStop {
 Status CheckConfig(const RunConfig& config) {
   if (Result<frontend::Mapping> m = frontend::ParseMapping(config.mapping); !m.ok())
     return m.error();
-  if (config.scatter != "auto" && config.scatter != "on" && config.scatter != "off")
-    return Error{"scatter must be auto, on or off, not '" + config.scatter + "'"};
+  if (config.scatter != "auto" && config.scatter != "on" && config.scatter != "straddle" &&
+      config.scatter != "off")
+    return Error{"scatter must be auto, on, straddle or off, not '" + config.scatter + "'"};
   if (config.mode != "loopback" && config.mode != "sink")
     return Error{"mode must be loopback or sink, not '" + config.mode + "'"};
   if (!(config.timeout_seconds > 0)) return Error{"timeout_seconds must be positive"};
@@ -139,7 +140,8 @@ frontend::FrontendConfig FrontendConfigFor(const RunConfig& config, const Peer& 
   fc.rate = config.rate;
   fc.warmup_packets = config.warmup_packets;
   fc.seed = config.seed;
-  fc.scatter = config.scatter == "on" || (config.scatter == "auto" && peer.ScatterByDefault());
+  fc.scatter = config.scatter == "on";
+  fc.straddle = config.scatter == "straddle" || config.scatter == "auto";
   fc.mem_regions = config.mem_regions;
   fc.hugetlb = config.hugepages;
   fc.flush_batch = config.flush_batch;
@@ -226,7 +228,7 @@ void RecordSessionContext(const frontend::FrontendConfig& fc, const frontend::Fr
   rec->context["negotiated_features"] = protocol::FeatureNames(f.negotiated.features);
   rec->context["negotiated_protocol_features"] =
       protocol::ProtocolFeatureNames(f.negotiated.protocol);
-  rec->context["scatter"] = fc.scatter ? "on" : "off";
+  rec->context["scatter"] = fc.scatter ? "on" : fc.straddle ? "straddle" : "off";
   rec->context["event_idx"] = f.negotiated.event_idx() ? "on" : "off";
   rec->context["mrg_rxbuf"] = f.negotiated.mrg_rxbuf() ? "on" : "off";
   rec->context["rx_buffer_bytes"] = f.negotiated.mrg_rxbuf()

@@ -44,9 +44,10 @@ struct RunConfig {
   uint64_t seed = 1;
   std::vector<std::string> counters;  // event names for the counter collector; empty = default
   // Front-end knobs (defaults suit the main comparison).
-  std::string scatter = "auto";  // auto | on | off: IOVA-contiguous buffers over
-                                 // non-adjacent guest pages (auto: off for dpdk, whose
-                                 // IOTLB joins IOVA-adjacent entries without checking uaddrs)
+  std::string scatter = "auto";  // auto | on | straddle | off: on = IOVA-contiguous buffers
+                                 // over non-adjacent guest pages; straddle = half the buffers
+                                 // cross a page, pages in IOVA order; auto = straddle, for
+                                 // every peer (one layout for every row of a comparison)
   uint32_t mem_regions = 2;      // guest memory regions in SET_MEM_TABLE
   bool hugepages = false;        // guest memory on 2 MiB hugetlb pages when available
   uint32_t flush_batch = 256;    // lazy mapping: windows per deferred invalidation batch

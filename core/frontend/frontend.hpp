@@ -75,7 +75,10 @@ struct FrontendConfig {
   double rate = 0;
   uint64_t warmup_packets = 0;
   uint64_t seed = 1;
-  bool scatter = true;  // IOVA-contiguous buffers over non-adjacent guest pages
+  bool scatter = true;  // IOVA-contiguous buffers over non-adjacent guest pages (implies straddle)
+  // Buffers start 32 bytes before a slot boundary, so half of them cross a page (with the IOMMU,
+  // an IOTLB entry) while IOVA-adjacent pages stay guest-adjacent.
+  bool straddle = false;
   uint32_t mem_regions = 2;
   bool hugetlb = false;        // back guest memory with 2 MiB hugetlb pages when available
   uint32_t flush_batch = 256;  // lazy: windows per deferred invalidation batch

@@ -49,9 +49,11 @@ uint32_t RxBufferLen(const FrontendConfig& c, DriverFeatures f) {
 uint64_t RxSlotBytes(const FrontendConfig& c, DriverFeatures f) {
   return RoundUp(RxBufferLen(c, f), 64);
 }
-// With scatter, position i starts 32 bytes before a slot boundary: with 2 KiB slots every other
-// one straddles a 4 KiB page boundary (and one in 1024 a 2 MiB one).
-uint64_t Skew(const FrontendConfig& c, uint64_t slot) { return c.scatter ? slot - 32 : 0; }
+// With scatter or straddle, position i starts 32 bytes before a slot boundary: with 2 KiB slots
+// every other one straddles a 4 KiB page boundary (and one in 1024 a 2 MiB one).
+uint64_t Skew(const FrontendConfig& c, uint64_t slot) {
+  return c.scatter || c.straddle ? slot - 32 : 0;
+}
 // Bytes of one pool: the ring's buffers, or half the working set (receive and transmit pools
 // share it) when that is more.
 uint64_t PoolBytes(const FrontendConfig& c, uint64_t slot) {

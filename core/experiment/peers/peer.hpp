@@ -43,8 +43,6 @@ class Peer {
  public:
   virtual ~Peer() = default;
   virtual PeerThreads Threads() const = 0;
-  // RunConfig::scatter "auto": whether buffers go on non-adjacent guest pages (see run.hpp).
-  virtual bool ScatterByDefault() const { return true; }
   // Context (and notes) the record carries whatever happens in the run.
   virtual void Annotate(RunRecord* /*rec*/) const {}
   virtual Status Start(const PeerStart& start) = 0;
