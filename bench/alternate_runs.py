@@ -5,7 +5,9 @@ These VMs switch for minutes at a time between a slow and a fast state (about 3.
 on `default`, for every backend alike), so a comparison is sound only within a round. Each round
 runs every configuration once, in an order rotated from round to round; the summary gives each
 configuration's median Mpps, its per-round ratio to the first configuration, and the front-end's
-and backend's CPU time per packet (task-clock) from the run records.
+and backend's CPU time per packet (task-clock) and the packets our backend moved per worker pass
+(packets_per_burst) and the share of its passes that found work (busy_passes; both nan for
+DPDK) from the run records.
 
   bench/alternate_runs.py --rounds 6 \\
       'old=/tmp/old/vhostlab run --profile default --iommu off --packets 1000000' \\
@@ -58,11 +60,13 @@ def main():
                     rec = json.load(f)
                 mpps[label][r] = metric(rec, "frontend", "mpps")
                 cpu[label].append((metric(rec, "frontend", "counter:task-clock/packet"),
-                                   metric(rec, "backend", "counter:task-clock/packet")))
+                                   metric(rec, "backend", "counter:task-clock/packet"),
+                                   metric(rec, "backend", "packets_per_burst"),
+                                   metric(rec, "backend", "busy_passes")))
             print(f"round {r}: " + "  ".join(
                 f"{label} {mpps[label][r]:.2f}" for label, _ in configs if mpps[label][r] is not None), flush=True)
     base = configs[0][0]
-    print(f"\n{'config':14s} {'Mpps':>6s} {'ratio':>6s}  per-round ratio to {base}          task-clock ns/pkt fe / be")
+    print(f"\n{'config':14s} {'Mpps':>6s} {'ratio':>6s}  per-round ratio to {base}          task-clock ns/pkt fe / be   pkts/burst  busy passes")
     for label, _ in configs:
         got = [v for v in mpps[label] if v is not None]
         ratios = [a / b for a, b in zip(mpps[label], mpps[base]) if a is not None and b is not None]
@@ -71,8 +75,10 @@ def main():
             continue
         fe = statistics.median(c[0] for c in cpu[label])
         be = statistics.median(c[1] for c in cpu[label])
+        per_burst = statistics.median(c[2] for c in cpu[label])
+        busy = statistics.median(c[3] for c in cpu[label])
         print(f"{label:14s} {statistics.median(got):6.2f} {statistics.median(ratios) if ratios else math.nan:6.3f}  "
-              f"{' '.join(f'{x:.2f}' for x in ratios):34s} {fe:.0f} / {be:.0f}")
+              f"{' '.join(f'{x:.2f}' for x in ratios):34s} {fe:.0f} / {be:.0f}   {per_burst:10.1f}  {busy:11.2f}")
     return 0 if all(None not in v for v in mpps.values()) else 1
 
 

@@ -118,6 +118,8 @@ class BackendImpl final : public Backend {
       q.kicks = c.kicks.load();
       q.rx_interrupts = c.rx_interrupts.load();
       q.tx_interrupts = c.tx_interrupts.load();
+      q.bursts = c.bursts.load();
+      q.passes = c.passes.load();
       s.queues.push_back(q);
     }
     return s;

@@ -80,6 +80,8 @@ struct QueueStats {
   uint64_t kicks = 0;          // guest notifications the workers woke up for (kick eventfds)
   uint64_t rx_interrupts = 0;  // call eventfd signals (RX queue; TX queue below)
   uint64_t tx_interrupts = 0;
+  uint64_t bursts = 0;  // worker passes that completed chains (published used elements)
+  uint64_t passes = 0;  // worker passes, including the polls that found nothing
 };
 
 struct BackendStats {

@@ -48,6 +48,7 @@ class NetDevice {
 
   // Publishes the used elements of the pass and signals the driver if it asks for it.
   void Publish() {
+    if (rx_pushed_ || tx_pushed_) ++xl_.tally().bursts;
     Publish(rx_, rx_pushed_, xl_.tally().rx_interrupts);
     Publish(tx_, tx_pushed_, xl_.tally().tx_interrupts);
   }

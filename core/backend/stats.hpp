@@ -16,7 +16,7 @@ struct QueueCounters {
   std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
   std::atomic<uint64_t> translations{0}, cache_hits{0}, iotlb_misses{0}, retries{0};
   std::atomic<uint64_t> access_fails{0}, drops{0}, errors{0}, checksum{0};
-  std::atomic<uint64_t> kicks{0}, rx_interrupts{0}, tx_interrupts{0};
+  std::atomic<uint64_t> kicks{0}, rx_interrupts{0}, tx_interrupts{0}, bursts{0}, passes{0};
 };
 
 struct Counters {

@@ -164,6 +164,7 @@ class Worker {
 
   bool ServicePair() {
     burst_epoch_ = env().iotlb_epoch.load(std::memory_order_seq_cst);
+    ++tally().passes;
     net_.BeginPass();
     bool progress = false;
     // Each burst takes at most kBurst chains per queue, so a guest that moves avail->idx in
@@ -219,6 +220,11 @@ class Worker {
     add(stats.kicks, tally().kicks);
     add(stats.rx_interrupts, tally().rx_interrupts);
     add(stats.tx_interrupts, tally().tx_interrupts);
+    // Polls are flushed with the work they found (or every 4096): an atomic add per empty
+    // poll would cost more than the poll.
+    const bool flush_passes = tally().bursts || tally().passes >= 4096;
+    add(stats.bursts, tally().bursts);
+    if (flush_passes) add(stats.passes, tally().passes);
     // Designs with a micro-cache count their slow-path lookups; the rest of the
     // translations since the last flush were cache hits.
     if constexpr (requires(const D& d) { d.CacheMisses(); }) {

@@ -51,6 +51,8 @@ struct Tally {
   uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0, translations = 0;
   uint64_t misses = 0, retries = 0, access_fails = 0, drops = 0, errors = 0, checksum = 0;
   uint64_t kicks = 0, rx_interrupts = 0, tx_interrupts = 0;
+  uint64_t bursts = 0;  // passes that published used elements
+  uint64_t passes = 0;  // every pass, including the polls that found nothing
 };
 
 // Call, err and wake fds are non-blocking eventfds (the session accepts nothing else): a write

@@ -141,7 +141,7 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
     r.Add("backend", "invalidate_service_ns_p50", b.invalidate_service_p50_ns, "ns");
     r.Add("backend", "invalidate_service_ns_p99", b.invalidate_service_p99_ns, "ns");
   }
-  uint64_t drops = 0, kicks = 0, interrupts = 0, packets = 0;
+  uint64_t drops = 0, kicks = 0, interrupts = 0, packets = 0, bursts = 0, passes = 0;
   for (const auto& q : b.queues) {
     const int i = static_cast<int>(q.queue_pair);
     drops += q.drops;
@@ -157,7 +157,11 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
     r.Add("backend", "kicks", static_cast<double>(q.kicks), "count", i);
     r.Add("backend", "interrupts", static_cast<double>(q.rx_interrupts + q.tx_interrupts),
           "count", i);
+    r.Add("backend", "bursts", static_cast<double>(q.bursts), "count", i);
+    r.Add("backend", "passes", static_cast<double>(q.passes), "count", i);
     kicks += q.kicks;
+    bursts += q.bursts;
+    passes += q.passes;
     interrupts += q.rx_interrupts + q.tx_interrupts;
     packets += q.rx_packets ? q.rx_packets : q.tx_packets;
   }
@@ -167,6 +171,14 @@ void RecordBackend(const backend::BackendStats& b, RunRecord* rec) {
   if (packets) {
     r.Add("backend", "kicks_per_packet", static_cast<double>(kicks) / packets, "ratio");
     r.Add("backend", "interrupts_per_packet", static_cast<double>(interrupts) / packets, "ratio");
+    // Packets a worker pass moved on average: a backend that catches up with the driver
+    // moves few per pass, and each pass costs its ring-index cache-line transfers.
+    if (bursts)
+      r.Add("backend", "packets_per_burst", static_cast<double>(packets) / bursts, "ratio");
+    // The share of the worker's passes that found work: near 1, the backend is the slower side
+    // of the loop; low, it waits for the driver.
+    if (passes)
+      r.Add("backend", "busy_passes", static_cast<double>(bursts) / passes, "ratio");
   }
 }
 
