@@ -257,6 +257,14 @@ TEST(RunExperiment, FeaturesAndNotificationsAreRecorded) {
     EXPECT_FALSE(std::isnan(r->Get("kicks_per_packet")));
     EXPECT_FALSE(std::isnan(r->Get("interrupts_per_packet")));
     if (!on) EXPECT_EQ(r->Get("interrupts"), 0) << "NO_INTERRUPT is honoured";
+    // The worker's passes: a burst moves 1..32 TX chains (kBurst), so at least 6000 / 32
+    // bursts; bursts are a share of all passes.
+    EXPECT_GE(r->Get("bursts", 0), 6000.0 / 32);
+    EXPECT_GE(r->Get("passes", 0), r->Get("bursts", 0));
+    EXPECT_GE(r->Get("packets_per_burst"), 1.0);
+    EXPECT_LE(r->Get("packets_per_burst"), 32.0);
+    EXPECT_GT(r->Get("busy_passes"), 0.0);
+    EXPECT_LE(r->Get("busy_passes"), 1.0);
     const auto json = nlohmann::json::parse(r->ToJson());
     EXPECT_EQ(json["config"]["packet_sizes"], nlohmann::json::array({64, 1500, 9000}));
   }
