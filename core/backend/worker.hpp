@@ -173,8 +173,14 @@ class Worker {
     if (env().config.mode == DeviceMode::kSink) {
       if (tx_ready) progress = net_.Burst();
     } else {
-      const bool rx_ready = rx_.Active() && xl().EnsureRing(rx_) && xl().AvailInRange(rx_);
-      if (tx_ready && rx_ready) progress = net_.Burst();
+      // The RX avail index is read only when there is TX work: a poll that finds none then
+      // reads one line the driver writes (the TX avail index), not two. Each read of a line
+      // the driver has written since takes it from the driver's core, and the driver's next
+      // store to it must take it back (its kick check waits for that store). The RX ring is
+      // still made usable at once (its NO_NOTIFY, its MISSes).
+      const bool rx_ring = rx_.Active() && xl().EnsureRing(rx_);
+      if (tx_ready && rx_ring && tx_.ring.Pending() && xl().AvailInRange(rx_))
+        progress = net_.Burst();
     }
     if (memory::ThreadGuestMemoryFaults() != faults_seen_) [[unlikely]] {
       GuestMemoryFaulted();
