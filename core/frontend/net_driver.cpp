@@ -11,6 +11,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/base/prefetch.hpp"
 #include "core/base/small_copy.hpp"
 #include "core/loadgen/mapping/registry.hpp"
 #include "core/loadgen/packet.hpp"
@@ -21,6 +22,8 @@ namespace vhostlab::frontend {
 namespace {
 
 constexpr uint32_t kHdr = sizeof(virtio::NetHdr);
+// Receive buffers ReapRx asks for ahead of its checks.
+constexpr uint16_t kPrefetchRx = 32;
 // IOVA layout inside one queue pair's area (see frontend.cpp for the areas themselves).
 constexpr uint64_t kRxPoolIova = 1ull << 32, kTxPoolIova = 2ull << 32;
 // Per-buffer models (lazy, strict) lay their IOVA windows out from here (mapping/window_model).
@@ -420,6 +423,15 @@ bool QueueDriver::ReapTxUpTo(uint16_t used_idx, bool in_traffic) {
       break;
     }
     tx_busy_[e.id] = false;
+    // The next frame PostTx writes into this slot (the free list is last in, first out)
+    // finds its first lines already taken back from the device's core: each store into a
+    // line the device read must wait for that, and a run of them fills the store queue
+    // (bench/README.md, "The front-end's stores").
+    if (in_traffic) {
+      const uint64_t off = tx_place_.Offset(tx_pos_[e.id]);
+      PrefetchWrite(tx_pool_.At(off));
+      PrefetchWrite(tx_pool_.At(off + std::min<uint64_t>(64, tx_slot_ - 1)));
+    }
     tx_place_.Release(tx_pos_[e.id]);
     if (Status s = model_->UnmapBuffer(loadgen::kTx, e.id); !s.ok()) Fail(s.message());
     tx_free_.push_back(static_cast<uint16_t>(e.id));
@@ -443,6 +455,17 @@ bool QueueDriver::ReapRx() {
   const uint16_t used_idx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
   bool progressed = false;
   uint32_t reposted = 0;
+  // Every line the device wrote comes from its core: the receive buffers of the first entries
+  // published are asked for at once, with write intent (the poison is written over them after
+  // the check), so their transfers overlap instead of following one another.
+  const uint16_t published = static_cast<uint16_t>(used_idx - rx_.last_used);
+  for (uint16_t k = 0; k < std::min<uint16_t>(published, kPrefetchRx); ++k) {
+    const virtio::UsedElem e = rx_.used->ring[static_cast<uint16_t>(rx_.last_used + k) % num];
+    if (e.id >= num || !rx_posted_[e.id]) break;  // the loop below says what is wrong
+    const uint64_t off = rx_place_.Offset(rx_pos_[e.id]);
+    PrefetchWrite(rx_pool_.At(off));
+    PrefetchWrite(rx_pool_.At(off + std::clamp<uint32_t>(e.len, 1, rx_buf_len_) - 1));
+  }
   while (!failed() && rx_.last_used != used_idx) {
     const uint16_t ready = static_cast<uint16_t>(used_idx - rx_.last_used);
     const virtio::UsedElem head = rx_.used->ring[rx_.last_used % num];
@@ -464,6 +487,10 @@ bool QueueDriver::ReapRx() {
     pieces_.clear();
     uint32_t got_len = 0;
     bool bad_len = false;
+    // A frame in one buffer that is contiguous here is checked where it is, not gathered into
+    // got_ first (the same store-forwarding stall as PostTx's copy: the checks' loads would
+    // wait for the gathering stores, and for every store before them).
+    const uint8_t* frame = got_.data();
     for (uint32_t k = 0; k < buffers; ++k) {
       const virtio::UsedElem e = rx_.used->ring[rx_.last_used % num];
       ++rx_.last_used;
@@ -488,12 +515,17 @@ bool QueueDriver::ReapRx() {
       }
       // With MRG_RXBUF the header's num_buffers is poisoned too (0xA5A5: more than a ring).
       pieces_.push_back({static_cast<uint16_t>(e.id), features_.mrg_rxbuf ? 0 : skip, e.len});
-      rx_pool_.Read(rx_off + skip, got_.data() + got_len, e.len - skip);
+      const uint8_t* here = buffers == 1 && e.len > skip
+                                ? rx_pool_.Contiguous(rx_off + skip, e.len - skip) : nullptr;
+      if (here)
+        frame = here;
+      else
+        rx_pool_.Read(rx_off + skip, got_.data() + got_len, e.len - skip);
       got_len += e.len - skip;
     }
     if (failed()) break;
     uint64_t seq = 0;
-    if (bad_len || !loadgen::FrameSeq(got_.data(), got_len, &seq) || seq >= tx_seq_) {
+    if (bad_len || !loadgen::FrameSeq(frame, got_len, &seq) || seq >= tx_seq_) {
       ++result_.verify_errors;
     } else if (seq < next_seq_) {
       ++result_.sequence_errors;
@@ -501,7 +533,7 @@ bool QueueDriver::ReapRx() {
       result_.drops += seq - next_seq_;
       Account(seq + 1);
       const uint32_t size = sizes_[seq % sizes_.size()];
-      if (got_len != size || !frames_.Matches(got_.data(), size, seq)) {
+      if (got_len != size || !frames_.Matches(frame, size, seq)) {
         ++result_.verify_errors;
       } else {
         ++result_.rx_packets;
@@ -534,16 +566,27 @@ uint32_t QueueDriver::PostTx(uint32_t max, uint64_t limit) {
     rx_need_ += BuffersFor(tx_seq_);
     const uint16_t slot = tx_free_.back();
     tx_free_.pop_back();
-    std::memset(frame_.data(), 0, kHdr);
-    frames_.Fill(frame_.data() + kHdr, size, tx_seq_);
-    if (config_.sink) {
-      uint64_t sum = 0;
-      for (uint32_t b = 0; b < size; ++b) sum += frame_[kHdr + b];
-      tx_sum_[slot] = sum;
-    }
     tx_pos_[slot] = tx_place_.Take(slot);
     const uint64_t off = tx_place_.Offset(tx_pos_[slot]);
-    tx_pool_.Write(off, frame_.data(), kHdr + size);
+    // The frame is made where the device will read it, when the buffer is contiguous here:
+    // made in frame_ and copied, the copy's wide loads of bytes just stored narrower cannot be
+    // forwarded from the store queue and wait for every older store to reach the cache,
+    // including stores into lines the device's core still holds (bench/README.md,
+    // "Store-forwarding stalls").
+    uint8_t* in_place = config_.sink ? nullptr : tx_pool_.Contiguous(off, kHdr + size);
+    if (in_place) [[likely]] {
+      std::memset(in_place, 0, kHdr);
+      frames_.Fill(in_place + kHdr, size, tx_seq_);
+    } else {
+      std::memset(frame_.data(), 0, kHdr);
+      frames_.Fill(frame_.data() + kHdr, size, tx_seq_);
+      if (config_.sink) {
+        uint64_t sum = 0;
+        for (uint32_t b = 0; b < size; ++b) sum += frame_[kHdr + b];
+        tx_sum_[slot] = sum;
+      }
+      tx_pool_.Write(off, frame_.data(), kHdr + size);
+    }
     Result<uint64_t> addr = model_->MapBuffer(loadgen::kTx, slot, off, kHdr + size);
     if (!addr.ok()) {
       Fail(addr.error().message);

@@ -99,6 +99,16 @@ struct Pool {
   uint64_t SwapWithSpare(const GuestMemory& memory, uint64_t page);
   void Write(uint64_t off, const uint8_t* src, uint32_t len);
   void Read(uint64_t off, uint8_t* dst, uint32_t len) const;
+  // Our pointer to the byte at `off`.
+  uint8_t* At(uint64_t off) const { return page_host[off >> page_shift] + (off & (page_size - 1)); }
+  // Our pointer to bytes [off, off + len) when they are contiguous in our mapping (on one page,
+  // or on pages that follow each other there); nullptr otherwise (scattered pages).
+  uint8_t* Contiguous(uint64_t off, uint32_t len) const {
+    const uint64_t first = off >> page_shift, last = (off + len - 1) >> page_shift;
+    uint8_t* p = page_host[first] + (off & (page_size - 1));
+    if (first == last) [[likely]] return p;
+    return page_host[last] == page_host[first] + ((last - first) << page_shift) ? p : nullptr;
+  }
 };
 
 // Chooses the pool position of every posted buffer and counts, per pool page, the buffers the
