@@ -43,6 +43,10 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   const double secs = static_cast<double>(f.traffic_ns) / 1e9;
   uint64_t tx = 0, bytes = 0, seq = 0, maps = 0, unmaps = 0, bursts = 0, storm_pages = 0;
   uint64_t storm_ns = 0, warmup = 0, kicks = 0, interrupts = 0, rx_buffers = 0;
+  // Drain traffic: mpps is the backend's (queues drain side by side, so their rates add up);
+  // loop_mpps is what stream traffic calls mpps.
+  const bool drain = rec->config.traffic == "drain";
+  double drain_mpps = 0;
   for (const auto& q : f.queues) {
     const int i = static_cast<int>(q.queue_pair);
     tx += q.tx_packets;
@@ -61,10 +65,22 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
     r.Add("frontend", "packets", static_cast<double>(q.rx_packets), "packets", i);
     r.Add("frontend", "bytes", static_cast<double>(q.rx_bytes), "bytes", i);
     double qs = static_cast<double>(q.elapsed_ns) / 1e9;
-    r.Add("frontend", "mpps", qs > 0 ? static_cast<double>(q.rx_packets) / qs / 1e6 : 0, "Mpps", i);
-    r.Add("frontend", "ns_per_packet",
-          q.rx_packets ? static_cast<double>(q.elapsed_ns) / static_cast<double>(q.rx_packets) : 0,
-          "ns", i);
+    const double loop_mpps = qs > 0 ? static_cast<double>(q.rx_packets) / qs / 1e6 : 0;
+    if (drain) {
+      // The backend's speed: packets over the time it had work (the drains).
+      const double mpps = q.drain_ns ? q.drain_packets * 1e3 / static_cast<double>(q.drain_ns) : 0;
+      drain_mpps += mpps;
+      r.Add("frontend", "mpps", mpps, "Mpps", i);
+      r.Add("frontend", "ns_per_packet", mpps > 0 ? 1e3 / mpps : 0, "ns", i);
+      r.Add("frontend", "loop_mpps", loop_mpps, "Mpps", i);
+      r.Add("frontend", "drain_ms", static_cast<double>(q.drain_ns) / 1e6, "ms", i);
+    } else {
+      r.Add("frontend", "mpps", loop_mpps, "Mpps", i);
+      r.Add("frontend", "ns_per_packet",
+            q.rx_packets ? static_cast<double>(q.elapsed_ns) / static_cast<double>(q.rx_packets)
+                         : 0,
+            "ns", i);
+    }
     r.Add("frontend", "drops", static_cast<double>(q.drops), "packets", i);
     r.Add("frontend", "verify_errors", static_cast<double>(q.verify_errors), "packets", i);
     r.Add("frontend", "sequence_errors", static_cast<double>(q.sequence_errors), "packets", i);
@@ -86,9 +102,16 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   r.Add("frontend", "tx_packets", static_cast<double>(tx), "packets");
   r.Add("frontend", "packets", static_cast<double>(rx), "packets");
   r.Add("frontend", "bytes", static_cast<double>(bytes), "bytes");
-  r.Add("frontend", "mpps", secs > 0 ? static_cast<double>(rx) / secs / 1e6 : 0, "Mpps");
-  r.Add("frontend", "ns_per_packet",
-        rx ? static_cast<double>(f.traffic_ns) / static_cast<double>(rx) : 0, "ns");
+  const double loop_mpps = secs > 0 ? static_cast<double>(rx) / secs / 1e6 : 0;
+  if (drain) {
+    r.Add("frontend", "mpps", drain_mpps, "Mpps");
+    r.Add("frontend", "ns_per_packet", drain_mpps > 0 ? 1e3 / drain_mpps : 0, "ns");
+    r.Add("frontend", "loop_mpps", loop_mpps, "Mpps");
+  } else {
+    r.Add("frontend", "mpps", loop_mpps, "Mpps");
+    r.Add("frontend", "ns_per_packet",
+          rx ? static_cast<double>(f.traffic_ns) / static_cast<double>(rx) : 0, "ns");
+  }
   r.Add("frontend", "drops", static_cast<double>(f.drops()), "packets");
   r.Add("frontend", "verify_errors", static_cast<double>(f.verify_errors() - seq), "packets");
   r.Add("frontend", "sequence_errors", static_cast<double>(seq), "packets");

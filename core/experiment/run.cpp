@@ -111,6 +111,8 @@ Status CheckConfig(const RunConfig& config) {
   if (config.scatter != "auto" && config.scatter != "on" && config.scatter != "straddle" &&
       config.scatter != "off")
     return Error{"scatter must be auto, on, straddle or off, not '" + config.scatter + "'"};
+  if (config.traffic != "stream" && config.traffic != "drain")
+    return Error{"traffic must be stream or drain, not '" + config.traffic + "'"};
   if (config.mode != "loopback" && config.mode != "sink")
     return Error{"mode must be loopback or sink, not '" + config.mode + "'"};
   if (!(config.timeout_seconds > 0)) return Error{"timeout_seconds must be positive"};
@@ -138,6 +140,7 @@ frontend::FrontendConfig FrontendConfigFor(const RunConfig& config, const Peer& 
   fc.seconds = config.seconds;
   fc.burst = config.burst;
   fc.rate = config.rate;
+  fc.drain = config.traffic == "drain";
   fc.warmup_packets = config.warmup_packets;
   fc.seed = config.seed;
   fc.scatter = config.scatter == "on";

@@ -29,6 +29,9 @@ struct RunConfig {
   // target rate in packets/s per queue (0: open loop), untimed packets per queue first.
   uint32_t burst = 32;
   uint64_t rate = 0;
+  // stream: the ring kept full, Mpps of the whole loop; drain: whole rings posted and drained
+  // by the backend alone, Mpps of the backend's busy time (the front-end waits meanwhile).
+  std::string traffic = "stream";
   uint64_t warmup_packets = 0;
   uint32_t queue_pairs = 1;
   uint32_t ring_size = 256;

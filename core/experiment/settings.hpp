@@ -154,6 +154,12 @@ enum class SettingType {
     "packets each front-end queue posts per pass, at most.")                                      \
   X(rate, kCount, "rate", "--rate", "PPS", 0, 1000000000, "", "",                                 \
     "target rate per queue in packets/s (0: open loop, as fast as the backend takes them).")      \
+  X(traffic, kChoice, "traffic", "--traffic", "stream|drain", 0, 0, "stream|drain", "",           \
+    "stream: the driver keeps the ring full while it checks what comes back, and Mpps is the "   \
+    "whole loop's (on a 2-vCPU VM the front-end is then the slower side). drain: the driver "    \
+    "posts a whole ring, waits (polling two used indexes) while the backend moves it, then "     \
+    "checks every frame; Mpps is packets over the time the backend had work (first completion " \
+    "to last), i.e. the backend's own speed. Not with --rate or a storm.")                        \
   X(warmup_packets, kCount, "warmup_packets", "--warmup-packets", "N", 0, 1ull << 32, "", "",    \
     "untimed packets per queue before the measured ones (on top of one untimed lap over a "      \
     "working set): warm caches, a settled backend.")                                              \

@@ -68,6 +68,12 @@ Status Validate(const FrontendConfig& c) {
   if (!(c.rate >= 0) || c.rate > 1e9)
     return Error{"rate must be 0 (open loop) .. 1e9 packets/s per queue, not " +
                  std::to_string(c.rate)};
+  if (c.drain && c.rate > 0)
+    return Error{"drain traffic posts whole rings as fast as the backend drains them; a target "
+                 "rate needs stream traffic"};
+  if (c.drain && c.storm_interval)
+    return Error{"drain traffic times the backend alone; an INVALIDATE storm runs between posts, "
+                 "so it needs stream traffic"};
   if (c.warmup_packets > (1ull << 32))
     return Error{"warm-up must be at most 2^32 packets per queue, not " +
                  std::to_string(c.warmup_packets)};
@@ -237,6 +243,7 @@ Result<FrontendResult> RunFrontend(const FrontendConfig& config) {
     spec.seconds = config.seconds;
     spec.burst = config.burst;
     spec.rate_pps = config.rate;
+    spec.drain = config.drain;
     spec.storm_interval = config.iommu ? config.storm_interval : 0;
     spec.stall_seconds = config.stall_seconds;
     threads.emplace_back([&, q, spec] {

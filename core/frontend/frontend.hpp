@@ -72,6 +72,8 @@ struct FrontendConfig {
   // most; a target rate in packets/s per queue (0: open loop, as fast as the ring allows); and
   // untimed packets per queue before the start line (on top of a working set's lap).
   uint32_t burst = 32;
+  // Drain traffic (loadgen::TrafficSpec::drain): whole rings, timed while the backend moves them.
+  bool drain = false;
   double rate = 0;
   uint64_t warmup_packets = 0;
   uint64_t seed = 1;
@@ -136,6 +138,8 @@ struct QueueResult {
   uint64_t interrupts = 0;        // call eventfd signals by the device (both rings; we poll)
   uint64_t rx_buffers = 0;        // used receive entries of verified packets (MRG: > packets)
   uint64_t elapsed_ns = 0;        // first post to last packet accounted
+  uint64_t drain_ns = 0;          // drain traffic: time the backend had work (summed drains)
+  double drain_packets = 0;       // drain traffic: packets it moved in that time
   uint64_t end_ns = 0;            // steady-clock time of the last packet accounted
   std::string error;              // non-empty: this queue stopped early
 };

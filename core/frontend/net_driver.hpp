@@ -185,6 +185,19 @@ class QueueDriver {
   // Posts up to `max` packets, as flow control allows (seq < limit unless 0); one kick.
   uint32_t PostTx(uint32_t max, uint64_t limit);
   uint64_t sent() const { return tx_seq_; }
+  // Drain traffic (see traffic_runner.hpp): the used entries the device will publish for what
+  // is in flight (transmit buffers, and the receive buffers their frames need), and those it
+  // has published that are not reaped yet (read from the two used indexes, nothing reaped).
+  uint64_t DrainTarget() const { return config_.ring_size - tx_free_.size() + rx_need_; }
+  uint64_t DeviceCompletions() const {
+    const uint16_t tx = __atomic_load_n(&tx_.used->idx, __ATOMIC_ACQUIRE);
+    const uint16_t rx = __atomic_load_n(&rx_.used->idx, __ATOMIC_ACQUIRE);
+    return static_cast<uint16_t>(tx - tx_.last_used) + static_cast<uint16_t>(rx - rx_.last_used);
+  }
+  void AddDrain(uint64_t ns, double packets) {
+    result_.drain_ns += ns;
+    result_.drain_packets += packets;
+  }
   uint64_t accounted() const { return next_seq_; }
   bool tx_all_complete() const { return tx_free_.size() == config_.ring_size; }
   void DeclareLost() {

@@ -48,13 +48,15 @@ class FakeDriver {
       ++in_flight_;
       ++n;
     }
+    max_posted = std::max(max_posted, n);
+    looks_ = 0;
     if (n && first_post_ns == 0) first_post_ns = SteadyNowNs();
     if (n) last_post_ns = SteadyNowNs();
     return n;
   }
   uint64_t sent() const { return sent_; }
   uint64_t accounted() const { return accounted_; }
-  bool tx_all_complete() const { return !dead; }
+  bool tx_all_complete() const { return !dead || in_flight_ == 0; }
   void DeclareLost() {
     r_.drops += sent_ - accounted_;
     accounted_ = sent_;
@@ -70,17 +72,30 @@ class FakeDriver {
     r_.elapsed_ns = SteadyNowNs() - start_ns;
     return r_;
   }
+  // Drain traffic: the device publishes one used entry (a transmit or a receive one; two per
+  // packet) each time the runner looks, so every drain is timed over several looks.
+  uint64_t DrainTarget() const { return 2 * in_flight_; }
+  uint64_t DeviceCompletions() const { return dead ? 0 : std::min(++looks_, DrainTarget()); }
+  void AddDrain(uint64_t ns, double packets) {
+    ++drains;
+    drain_ns += ns;
+    drain_packets += packets;
+  }
   void ResetCounts() {
     r_ = FakeResult{};
     ++resets;
   }
 
-  uint32_t max_asked = 0;
+  uint32_t max_asked = 0, max_posted = 0;
+  int drains = 0;
+  uint64_t drain_ns = 0;
+  double drain_packets = 0;
   int runs = 0, resets = 0;
   uint64_t first_post_ns = 0, last_post_ns = 0;
 
  private:
   uint64_t sent_ = 0, accounted_ = 0, in_flight_ = 0;
+  mutable uint64_t looks_ = 0;
   FakeResult r_;
 };
 
@@ -98,6 +113,40 @@ TEST(TrafficRunner, CountModePostsInBurstsUntilEveryPacketIsAccounted) {
   EXPECT_EQ(progress.load(), 1000u);
   EXPECT_EQ(d.max_asked, 8u) << "never more than a burst per pass";
   EXPECT_EQ(r.storms, 0u);
+}
+
+TEST(TrafficRunner, DrainPostsWholeRingsOnlyWhenNothingIsInFlightAndTimesTheDevice) {
+  FakeDriver d;
+  d.ring = 64;
+  TrafficSpec spec;
+  spec.packets = 1000;
+  spec.drain = true;
+  std::atomic<bool> stop{false};
+  FakeResult r = TrafficRunner<FakeDriver>(&d, spec).Run(stop, nullptr);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.sent, 1000u);
+  EXPECT_EQ(r.received, 1000u);
+  EXPECT_EQ(d.max_posted, 64u) << "a whole ring per drain";
+  EXPECT_EQ(d.drains, 16) << "15 rings of 64 and one of 40, each timed";
+  // The first completion of each drain is published before its clock starts: its share of
+  // the drain's packets is left out (1 of 128 entries, 1 of 80 for the last drain).
+  EXPECT_NEAR(d.drain_packets, 15 * 64 * 127.0 / 128 + 40 * 79.0 / 80, 1e-9);
+  EXPECT_GT(d.drain_ns, 0u);
+}
+
+TEST(TrafficRunner, DrainOfADeadDeviceIsNotTimedAndEndsAfterTheStallTime) {
+  FakeDriver d;
+  d.dead = true;
+  TrafficSpec spec;
+  spec.packets = 100;
+  spec.drain = true;
+  spec.loss_ns = 1'000'000;
+  spec.stall_seconds = 0.05;
+  std::atomic<bool> stop{false};
+  FakeResult r = TrafficRunner<FakeDriver>(&d, spec).Run(stop, nullptr);
+  EXPECT_NE(r.error.find("no progress"), std::string::npos) << r.error;
+  EXPECT_EQ(r.sent, 64u) << "one ring posted, never completed";
+  EXPECT_EQ(d.drains, 0) << "a drain that never ends is not timed";
 }
 
 TEST(TrafficRunner, DurationModeStopsPostingAtTheDeadline) {

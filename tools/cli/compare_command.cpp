@@ -63,7 +63,7 @@ constexpr const char* kFooter =
 // The workload settings a comparison may override (the rest come from the profile).
 const std::vector<std::string_view> kWorkloadSettings = {
     "packets",   "seconds",     "queue_pairs",  "mapping",   "page_size",
-    "ring_size", "packet_size", "packet_sizes", "event_idx", "mrg_rxbuf"};
+    "ring_size", "packet_size", "packet_sizes", "event_idx", "mrg_rxbuf", "traffic"};
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "vhostlab compare: %s (see vhostlab compare --help)\n", why.c_str());
