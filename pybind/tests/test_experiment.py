@@ -105,6 +105,18 @@ def test_small_run_is_a_tidy_frame():
     assert record["schema_version"] == 1 and record["config"]["iotlb"] == "radix"
 
 
+def test_drain_traffic_times_the_backend_and_keeps_the_loop_rate():
+    df = vhostlab.run(traffic="drain", packets=4000, ring_size=256, progress=False,
+                      timeout_seconds=60)
+    whole = df[df["queue"] == -1].set_index(["side", "metric"])["value"]
+    assert whole[("frontend", "packets")] == 4000
+    assert whole[("frontend", "verify_errors")] == 0
+    assert whole[("frontend", "mpps")] > 0 and whole[("frontend", "loop_mpps")] > 0
+    assert json.loads(df.attrs["json"])["config"]["traffic"] == "drain"
+    with pytest.raises(ValueError, match="traffic"):
+        vhostlab.run_config(traffic="trickle")
+
+
 def test_compare_two_designs_with_baseline():
     # progress=True exercises the tqdm bars (they write to stderr).
     df = vhostlab.compare(["reference", "radix"], packets=2000, progress=True, timeout_seconds=60)

@@ -77,7 +77,8 @@ def run_configs(profile: str | os.PathLike | None = None, **kwargs: Any) -> list
     Keywords: profile, backend ("self" | "dpdk" | "socket:PATH"), iotlb (design name), iommu,
     mapping ("static" | "lazy" | "strict" | "cold"), page_size (4096, "4k", "2m"), packets,
     seconds, queue_pairs, ring_size, packet_size, packet_sizes (a mix: [64, 1500, 9000] or
-    "64,1500,9000"), event_idx, mrg_rxbuf, rx_buffer_size, mode, seed, counters (event names), and the
+    "64,1500,9000"), event_idx, mrg_rxbuf, rx_buffer_size, mode, traffic ("stream" | "drain":
+    the backend timed alone on whole rings), seed, counters (event names), and the
     front-end knobs scatter, mem_regions, hugepages, flush_batch, working_set (bytes or
     "256m"), storm_interval, storm_burst, cpus, timeout_seconds, dpdk_testpmd: every row of
     run_settings(), checked by the same parser as the CLI's flags. An unknown keyword is a
