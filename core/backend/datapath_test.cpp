@@ -604,6 +604,38 @@ TEST_P(MergeableRxTest, FramesLargerThanOneRxBufferArriveWholeAcrossBuffers) {
 INSTANTIATE_TEST_SUITE_P(IommuOffOn, MergeableRxTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "iommu" : "no_iommu"; });
 
+// With MRG_RXBUF every receive buffer must hold at least the 12-byte header (virtio 1.x
+// 5.1.6.3.1). A chain smaller than that is refused (completed with length 0, an error counted),
+// never written past its end nor reported as holding the frame; the frame waits for the next
+// chain and arrives whole.
+TEST(DatapathTest, WithMergeableRxAChainSmallerThanTheHeaderIsRefused) {
+  Rig rig(DeviceMode::kLoopback, false);
+  rig.features = Bit(protocol::feature::kNetFMrgRxbuf);
+  rig.Start();
+  std::memset(rig.fe.mem() + kRxBufs, 0xee, 64);
+  const uint16_t tiny = rig.rx->Post({{rig.Addr(kRxBufs), 4, true}});
+  std::mt19937 rng(5);
+  const std::vector<uint8_t> frame = rig.MakePacket(0, rng);
+  std::memset(rig.fe.mem() + kTxBufs, 0, kHdr);
+  std::memcpy(rig.fe.mem() + kTxBufs + kHdr, frame.data(), frame.size());
+  rig.tx->Post({{rig.Addr(kTxBufs), static_cast<uint32_t>(kHdr + frame.size()), false}});
+  ASSERT_TRUE(rig.rx->WaitUsed(1));
+  const virtio::UsedElem refused = rig.rx->TakeUsed();
+  EXPECT_EQ(refused.id, tiny);
+  EXPECT_EQ(refused.len, 0u) << "nothing reported written into a 4-byte buffer";
+  EXPECT_EQ(rig.fe.mem()[kRxBufs + 4], 0xee) << "nothing written past its end";
+  EXPECT_EQ(rig.Stats().rx_packets, 0u);
+  rig.rx->Post({{rig.Addr(kRxBufs + kSlot), 2048, true}});
+  ASSERT_TRUE(rig.rx->WaitUsed(1));
+  const virtio::UsedElem e = rig.rx->TakeUsed();
+  ASSERT_EQ(e.len, kHdr + frame.size());
+  const uint8_t* p = rig.fe.mem() + kRxBufs + kSlot;
+  EXPECT_EQ(std::vector<uint8_t>(p + kHdr, p + e.len), frame);
+  EXPECT_EQ(rig.Stats().rx_packets, 1u);
+  EXPECT_EQ(rig.Stats().errors, 1u);
+  EXPECT_EQ(rig.Stats().drops, 0u);
+}
+
 // Without MRG_RXBUF negotiated, a frame larger than the RX buffer is dropped and counted.
 TEST(DatapathTest, WithoutMergeableRxAFrameLargerThanTheBufferIsDropped) {
   Rig rig(DeviceMode::kLoopback, false);

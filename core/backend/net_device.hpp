@@ -157,6 +157,15 @@ class NetDevice {
       if (rs != ChainStatus::kOk) break;  // no RX buffer yet, or it missed: TX stays queued
       progress = true;
       if (rx_chain_.writable_len < kHdr + frame) [[unlikely]] {
+        if (xl_.env().config.mrg_rxbuf && rx_chain_.writable_len < kHdr) {
+          // virtio 1.x 5.1.6.3.1: with MRG_RXBUF every buffer holds at least the header. The
+          // chain is refused; the frame waits for the next one.
+          fault_.why = "RX chain of " + std::to_string(rx_chain_.writable_len) +
+                       " device-writable bytes cannot hold the 12-byte virtio-net header "
+                       "(MRG_RXBUF)";
+          Reject(rx_, rx_chain_.head, ChainStatus::kMalformed, fault_);
+          continue;
+        }
         if (!xl_.env().config.mrg_rxbuf) {
           ++xl_.tally().drops;
           ++xl_.tally().errors;
