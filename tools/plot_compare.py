@@ -7,6 +7,7 @@ drawn hatched and labelled "~1.00x (n.s.)", as in the table.
 usage: PYTHONPATH=build/pybind /usr/bin/python3 tools/plot_compare.py DIR [--out FILE]
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,8 +32,15 @@ def main() -> int:
     # The comparison summary (p-values, run order) is there when vhostlab compare wrote it.
     comparison = vhostlab.load_comparison(args.dir) if any(args.dir.glob("*-compare.json")) \
         else None
-    vhostlab.plots.compare_summary(df, str(out), title=f"IOTLB designs on profile '{profile}'",
-                                   comparison=comparison)
+    # Which traffic the runs had (drain: each backend timed alone; stream: the whole loop).
+    traffic = sorted({json.loads(p.read_text()).get("config", {}).get("traffic", "stream")
+                      for p in args.dir.glob("*-r[0-9]*.json")})
+    what = {"drain": "drain traffic, each backend timed alone",
+            "stream": "stream traffic, the whole loop"}
+    title = f"IOTLB designs on profile '{profile}'"
+    if len(traffic) == 1:
+        title += f" ({what.get(traffic[0], traffic[0])})"
+    vhostlab.plots.compare_summary(df, str(out), title=title, comparison=comparison)
     print(f"plot written to {out}")
     return 0
 

@@ -127,6 +127,9 @@ void PrintWorkload(const experiment::Profile& p, const experiment::RunConfig& ba
   if (base.storm_interval)
     extras += ", storm of " + std::to_string(base.storm_burst) + " pages every " +
               std::to_string(base.storm_interval) + " packets";
+  extras += base.traffic == "drain"
+                ? ", drain traffic (Mpps: each backend timed alone on whole rings)"
+                : ", stream traffic (Mpps: the whole loop)";
   if (!base.event_idx) extras += ", EVENT_IDX not acked";
   if (!base.mrg_rxbuf) extras += ", MRG_RXBUF not acked";
   if (base.mrg_rxbuf && base.rx_buffer_size)
