@@ -297,12 +297,35 @@ TEST(RunExperiment, DrainTrafficIsLosslessAndTimesTheBackendAlone) {
       EXPECT_EQ(r->Get("verify_errors"), 0) << mode;
       EXPECT_EQ(r->Get("drops"), 0) << mode;
     }
-    EXPECT_GT(r->Get("mpps"), 0) << mode;
     EXPECT_GT(r->Get("loop_mpps"), 0) << mode;
-    EXPECT_NEAR(r->Get("ns_per_packet"), 1e3 / r->Get("mpps"), 1e-6) << mode;
-    EXPECT_GT(r->Get("drain_ms", 0), 0) << mode;
     EXPECT_LT(r->Get("drain_ms", 0), r->Get("seconds") * 1e3) << mode;
+    // A drain is timed only when the front-end sees it in progress; on a loaded machine the
+    // backend may run while the front-end does not (on its CPU) and finish every ring before
+    // the first look. Then nothing is timed, mpps is 0 and a note says why.
+    const bool timed = r->Get("drain_ms", 0) > 0;
+    EXPECT_EQ(r->Get("mpps") > 0, timed) << mode;
+    if (timed) {
+      EXPECT_NEAR(r->Get("ns_per_packet"), 1e3 / r->Get("mpps"), 1e-6) << mode;
+    } else {
+      EXPECT_TRUE(std::any_of(r->notes.begin(), r->notes.end(), [](const std::string& n) {
+        return n.find("no drain could be timed") != std::string::npos;
+      })) << mode;
+    }
   }
+  // Both sides pinned to one CPU: they take turns, and the record says the drains time that.
+  RunConfig shared;
+  shared.packets = 2000;
+  shared.ring_size = 256;
+  shared.traffic = "drain";
+  shared.iommu = false;
+  shared.cpus = shared.backend_cpus = {topology::AllowedCpus().front()};
+  shared.timeout_seconds = 60;
+  auto s = RunExperiment(shared);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->Get("packets"), 2000);
+  EXPECT_TRUE(std::any_of(s->notes.begin(), s->notes.end(), [](const std::string& n) {
+    return n.find("the drains time the scheduler") != std::string::npos;
+  }));
   RunConfig paced;
   paced.traffic = "drain";
   paced.rate = 1000;

@@ -104,6 +104,11 @@ void RecordFrontend(const frontend::FrontendResult& f, RunRecord* rec) {
   r.Add("frontend", "bytes", static_cast<double>(bytes), "bytes");
   const double loop_mpps = secs > 0 ? static_cast<double>(rx) / secs / 1e6 : 0;
   if (drain) {
+    if (drain_mpps == 0 && rx > 0)
+      rec->notes.push_back(
+          "drain traffic: no drain could be timed (every ring was complete at the front-end's "
+          "first look: the backend ran while the front-end did not, e.g. on its CPU); mpps is "
+          "0, loop_mpps is the loop's rate");
     r.Add("frontend", "mpps", drain_mpps, "Mpps");
     r.Add("frontend", "ns_per_packet", drain_mpps > 0 ? 1e3 / drain_mpps : 0, "ns");
     r.Add("frontend", "loop_mpps", loop_mpps, "Mpps");
