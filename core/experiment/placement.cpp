@@ -21,6 +21,12 @@ bool Placement::BackendPinned(std::size_t w) const {
   return w < backend.size() && backend[w].size() < all.size();
 }
 
+int Placement::CpuSharedByBothSides() const {
+  for (std::size_t w = 0; w < backend.size(); ++w)
+    if (BackendPinned(w) && Contains(frontend, backend[w].front())) return backend[w].front();
+  return -1;
+}
+
 std::vector<int> Placement::BackendWorkerCpus() const {
   std::vector<int> out;
   bool any_pinned = false;
@@ -126,16 +132,10 @@ Result<Placement> PlanPlacement(const PlacementRequest& r,
                         Count(r.backend_cpus.size(), "CPU") + " (backend_cpus)");
   }
   // Pinned threads of both sides on one CPU (floating peer threads were counted above).
-  if (!auto_f || !auto_b) {
-    for (std::size_t w = 0; w < p.backend.size(); ++w) {
-      if (!p.BackendPinned(w)) continue;
-      if (Contains(p.frontend, p.backend[w].front())) {
-        reasons.push_back("front-end and " + r.backend_label + " threads share CPU " +
-                          std::to_string(p.backend[w].front()));
-        break;
-      }
-    }
-  }
+  if (!auto_f || !auto_b)
+    if (const int cpu = p.CpuSharedByBothSides(); cpu >= 0)
+      reasons.push_back("front-end and " + r.backend_label + " threads share CPU " +
+                        std::to_string(cpu));
   p.shared = !reasons.empty();
   p.why_shared = absl::StrJoin(reasons, "; ");
   return p;

@@ -52,6 +52,8 @@ struct Placement {
 
   // True when peer thread w is pinned to fewer than all CPUs.
   bool BackendPinned(std::size_t w) const;
+  // The CPU that a pinned peer thread shares with a front-end queue thread; -1 when none does.
+  int CpuSharedByBothSides() const;
   // The peer threads' CPUs as one per-thread list for BackendOptions::worker_cpus: empty when
   // every one floats.
   std::vector<int> BackendWorkerCpus() const;

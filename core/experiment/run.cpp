@@ -16,7 +16,6 @@
 
 #include <stdlib.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -248,16 +247,10 @@ void RecordPlacement(const frontend::FrontendConfig& fc, const Placement& placem
   rec->context["placement"] = placement.Describe(peer_threads.label, peer_threads.per_queue);
   if (placement.shared) rec->notes.push_back("placement shares cores: " + placement.why_shared);
   // Drain traffic times the backend while the front-end watches: on one CPU they take turns.
-  if (fc.drain)
-    for (std::size_t w = 0; w < placement.backend.size(); ++w)
-      if (placement.BackendPinned(w) &&
-          std::find(placement.frontend.begin(), placement.frontend.end(),
-                    placement.backend[w].front()) != placement.frontend.end()) {
-        rec->notes.push_back("drain traffic with a front-end queue thread and a backend thread "
-                             "pinned to one CPU: they take turns, so the drains time the "
-                             "scheduler, not the backend");
-        break;
-      }
+  if (fc.drain && placement.CpuSharedByBothSides() >= 0)
+    rec->notes.push_back("drain traffic with a front-end queue thread and a backend thread "
+                         "pinned to one CPU: they take turns, so the drains time the "
+                         "scheduler, not the backend");
 }
 
 // Why per-queue rates of this run cannot show how the datapath scales; empty when they can.

@@ -105,7 +105,7 @@ struct Pool {
   // or on pages that follow each other there); nullptr otherwise (scattered pages).
   uint8_t* Contiguous(uint64_t off, uint32_t len) const {
     const uint64_t first = off >> page_shift, last = (off + len - 1) >> page_shift;
-    uint8_t* p = page_host[first] + (off & (page_size - 1));
+    uint8_t* p = At(off);
     if (first == last) [[likely]] return p;
     return page_host[last] == page_host[first] + ((last - first) << page_shift) ? p : nullptr;
   }

@@ -26,6 +26,7 @@ namespace vhostlab::loadgen {
 inline constexpr uint32_t kMinFrame = 30;
 inline constexpr uint32_t kMaxFrame = 9000;
 static_assert(kMaxFrame <= UINT16_MAX, "the frame size is carried in a u16 (bytes 20..21)");
+inline constexpr char kFrameMagic[4] = {'V', 'H', 'L', 'B'};  // bytes 14..17
 
 inline uint64_t SplitMix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -69,8 +70,9 @@ class FrameGenerator {
     std::memcpy(&queue, frame + 18, 2);
     std::memcpy(&sz, frame + 20, 2);
     std::memcpy(&got_seq, frame + 22, 8);
-    if (std::memcmp(frame, kHead, sizeof(kHead)) != 0 || std::memcmp(frame + 14, kMagic, 4) != 0 ||
-        queue != queue_ || sz != static_cast<uint16_t>(size) || got_seq != seq)
+    if (std::memcmp(frame, kHead, sizeof(kHead)) != 0 ||
+        std::memcmp(frame + 14, kFrameMagic, 4) != 0 || queue != queue_ ||
+        sz != static_cast<uint16_t>(size) || got_seq != seq)
       return false;
     const uint64_t key = Key(seq);
     uint64_t diff = 0;
@@ -88,11 +90,10 @@ class FrameGenerator {
 
  private:
   static constexpr uint8_t kHead[14] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0xB5};
-  static constexpr char kMagic[4] = {'V', 'H', 'L', 'B'};
 
   void Header(uint8_t* out, uint32_t size, uint64_t seq) const {
     std::memcpy(out, kHead, 14);
-    std::memcpy(out + 14, kMagic, 4);
+    std::memcpy(out + 14, kFrameMagic, 4);
     const uint16_t sz = static_cast<uint16_t>(size);
     std::memcpy(out + 18, &queue_, 2);
     std::memcpy(out + 20, &sz, 2);
@@ -117,7 +118,7 @@ inline void FillFrame(uint8_t* out, uint32_t size, uint64_t seed, uint16_t queue
 // Reads the sequence number a received frame claims (bytes 22..29); false when the frame is too
 // short or its magic is wrong (then it cannot be attributed at all).
 inline bool FrameSeq(const uint8_t* frame, uint32_t size, uint64_t* seq) {
-  if (size < kMinFrame || std::memcmp(frame + 14, "VHLB", 4) != 0) return false;
+  if (size < kMinFrame || std::memcmp(frame + 14, kFrameMagic, 4) != 0) return false;
   std::memcpy(seq, frame + 22, 8);
   return true;
 }

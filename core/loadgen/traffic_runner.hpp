@@ -184,9 +184,10 @@ class TrafficRunner {
         last_change = now;
       }
       if (done >= want) {
-        if (t_first && now > t_first && want > first)
-          d_.AddDrain(now - t_first, static_cast<double>(posted) * static_cast<double>(want - first) /
-                                         static_cast<double>(want));
+        if (t_first && now > t_first && want > first) {
+          const double timed_share = static_cast<double>(want - first) / static_cast<double>(want);
+          d_.AddDrain(now - t_first, static_cast<double>(posted) * timed_share);
+        }
         return;
       }
       if (now - last_change > spec.loss_ns || stop.load(std::memory_order_relaxed)) return;
